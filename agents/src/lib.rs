@@ -1,0 +1,1 @@
+//! Agent policies and the simulated LLM pipeline.

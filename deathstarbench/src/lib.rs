@@ -1,0 +1,1 @@
+//! DeathStarBench topologies and workloads.

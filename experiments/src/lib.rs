@@ -1,0 +1,1 @@
+//! Experiment runner: harm and TTR oracles, online and offline matrices.

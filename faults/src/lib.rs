@@ -1,0 +1,1 @@
+//! The five fault types and their retraction.

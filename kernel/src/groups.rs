@@ -1,0 +1,1 @@
+//! Recovery-group inference (filled in by the traces issue).

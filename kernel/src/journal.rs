@@ -1,0 +1,345 @@
+//! The kernel's append-only journal (DESIGN §6).
+//!
+//! Every proposal, verdict, applied step, post-condition check, undo, compensation, commit,
+//! abort and lease expiry is one [`Record`] with a strictly increasing sequence number and the
+//! host's timestamp. Records serialise as JSON lines. The journal alone lets an auditor replay
+//! what happened: [`replay`] folds the recorded [`ControlOp`]s over the initial control-plane
+//! state and must arrive at the actuator's final state.
+//!
+//! One line looks like
+//! `{"seq":4,"t_us":13000000,"plan":1,"event":"step_applied","step":0,"action":{…},"op":{…},"class":"reversible"}`.
+
+use crate::input::InputError;
+use crate::isa::{Action, IncidentId, Plan, RollbackClass};
+use crate::state::{ApplyError, ControlOp, ControlState};
+use crate::time::VirtualTime;
+use crate::txn::PlanId;
+use crate::validate::Violation;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+
+/// Longest journal line the reader accepts, in bytes.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An agent proposed a plan.
+    Proposal {
+        /// Incident it answers.
+        incident: IncidentId,
+        /// The plan as proposed.
+        plan: Plan,
+    },
+    /// The validator's verdict on the proposal.
+    Verdict {
+        /// Whether it may execute.
+        accepted: bool,
+        /// Every violation.
+        violations: Vec<Violation>,
+    },
+    /// A step's operation was applied.
+    StepApplied {
+        /// Step number.
+        step: usize,
+        /// The typed action.
+        action: Action,
+        /// The concrete operation it was lowered to.
+        op: ControlOp,
+        /// Its rollback class, given the state before it.
+        class: RollbackClass,
+    },
+    /// The actuator refused a step's operation (nothing changed).
+    StepFailed {
+        /// Step number.
+        step: usize,
+        /// The typed action.
+        action: Action,
+        /// The operation, when lowering succeeded.
+        op: Option<ControlOp>,
+        /// Why.
+        error: String,
+    },
+    /// A step's post-condition holds.
+    CheckPassed {
+        /// Step number.
+        step: usize,
+    },
+    /// A step's post-condition failed or timed out.
+    CheckFailed {
+        /// Step number.
+        step: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A reversible step was undone by this operation.
+    Undo {
+        /// Step number.
+        step: usize,
+        /// The inverse operation applied.
+        op: ControlOp,
+    },
+    /// A compensatable step was compensated by this operation.
+    Compensate {
+        /// Step number.
+        step: usize,
+        /// The compensating operation applied.
+        op: ControlOp,
+    },
+    /// A restart cannot be undone; recorded so the audit shows it.
+    NotUndoable {
+        /// Step number.
+        step: usize,
+        /// The restart that stays.
+        op: ControlOp,
+    },
+    /// An undo or compensation failed (the plan aborts dirty).
+    UndoFailed {
+        /// Step number.
+        step: usize,
+        /// The operation that failed.
+        op: ControlOp,
+        /// Why.
+        error: String,
+    },
+    /// Every step's post-condition held; locks released.
+    Commit,
+    /// The plan aborted; undo finished; locks released.
+    Abort {
+        /// The failure that caused it.
+        reason: String,
+        /// True when every undo and compensation succeeded.
+        clean: bool,
+    },
+    /// A lease ran out and the kernel reverted its step.
+    LeaseExpired {
+        /// Step number.
+        step: usize,
+        /// The reverting operation applied.
+        op: ControlOp,
+    },
+    /// Reverting a lease failed.
+    LeaseFailed {
+        /// Step number.
+        step: usize,
+        /// The operation that failed.
+        op: ControlOp,
+        /// Why.
+        error: String,
+    },
+}
+
+impl Event {
+    /// The operation this event applied to the control plane, if any.
+    pub fn applied_op(&self) -> Option<&ControlOp> {
+        match self {
+            Event::StepApplied { op, .. }
+            | Event::Undo { op, .. }
+            | Event::Compensate { op, .. }
+            | Event::LeaseExpired { op, .. } => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Short snake-case name of the event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Proposal { .. } => "proposal",
+            Event::Verdict { .. } => "verdict",
+            Event::StepApplied { .. } => "step_applied",
+            Event::StepFailed { .. } => "step_failed",
+            Event::CheckPassed { .. } => "check_passed",
+            Event::CheckFailed { .. } => "check_failed",
+            Event::Undo { .. } => "undo",
+            Event::Compensate { .. } => "compensate",
+            Event::NotUndoable { .. } => "not_undoable",
+            Event::UndoFailed { .. } => "undo_failed",
+            Event::Commit => "commit",
+            Event::Abort { .. } => "abort",
+            Event::LeaseExpired { .. } => "lease_expired",
+            Event::LeaseFailed { .. } => "lease_failed",
+        }
+    }
+}
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Sequence number, strictly increasing from 1.
+    pub seq: u64,
+    /// Host time.
+    pub t_us: VirtualTime,
+    /// The plan the record is about.
+    pub plan: PlanId,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// An append-only, in-memory journal.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    records: Vec<Record>,
+}
+
+impl Journal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends an event and returns its sequence number.
+    pub fn append(&mut self, t: VirtualTime, plan: PlanId, event: Event) -> u64 {
+        let seq = self.records.len() as u64 + 1;
+        self.records.push(Record {
+            seq,
+            t_us: t,
+            plan,
+            event,
+        });
+        seq
+    }
+
+    /// All records in order.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether nothing has been journaled.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Writes every record as one JSON line.
+    pub fn write_jsonl(&self, mut w: impl Write) -> std::io::Result<()> {
+        for r in &self.records {
+            serde_json::to_writer(&mut w, r)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// The journal as JSON lines.
+    pub fn to_jsonl(&self) -> String {
+        let mut buf = Vec::new();
+        self.write_jsonl(&mut buf).expect("writing to memory");
+        String::from_utf8(buf).expect("serde_json writes UTF-8")
+    }
+}
+
+/// Reads JSON-lines records, checking that sequence numbers strictly increase.
+pub fn read_jsonl(reader: impl BufRead, source_name: &str) -> Result<Vec<Record>, InputError> {
+    let mut out: Vec<Record> = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let lineno = i + 1;
+        let at = |message: String| InputError {
+            source_name: source_name.to_string(),
+            position: Some((lineno, 1)),
+            path: ".".into(),
+            message,
+        };
+        let line = line.map_err(|e| at(format!("read error: {e}")))?;
+        if line.len() > MAX_RECORD_BYTES {
+            return Err(at(format!("line longer than {MAX_RECORD_BYTES} bytes")));
+        }
+        let text = std::str::from_utf8(&line).map_err(|e| at(format!("not UTF-8: {e}")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let record: Record =
+            crate::input::parse_json(text, source_name, "record", MAX_RECORD_BYTES).map_err(
+                |mut e| {
+                    e.position = Some((lineno, e.position.map_or(1, |p| p.1)));
+                    e
+                },
+            )?;
+        if let Some(prev) = out.last()
+            && record.seq <= prev.seq
+        {
+            return Err(at(format!(
+                "sequence number {} does not follow {}",
+                record.seq, prev.seq
+            )));
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Why a journal does not replay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {seq}: {error}")]
+pub struct ReplayError {
+    /// Sequence number of the record that did not apply.
+    pub seq: u64,
+    /// Why.
+    pub error: ApplyError,
+}
+
+/// Replays `records` over `initial`: applies every operation the journal says was applied, in
+/// order, and returns the resulting control-plane state.
+pub fn replay(initial: &ControlState, records: &[Record]) -> Result<ControlState, ReplayError> {
+    let mut state = initial.clone();
+    for r in records {
+        if let Some(op) = r.event.applied_op() {
+            state
+                .apply(op)
+                .map_err(|error| ReplayError { seq: r.seq, error })?;
+        }
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ServiceControl;
+
+    #[test]
+    fn round_trips_and_replays() {
+        let mut j = Journal::new();
+        let op = ControlOp::SetRateLimit {
+            service: "a".into(),
+            rps: Some(5.0),
+        };
+        j.append(VirtualTime(1), PlanId(1), Event::Commit);
+        j.append(
+            VirtualTime(2),
+            PlanId(1),
+            Event::LeaseExpired { step: 0, op },
+        );
+        let text = j.to_jsonl();
+        assert!(
+            text.lines().next().unwrap().contains(r#""event":"commit""#),
+            "{text}"
+        );
+        let back = read_jsonl(text.as_bytes(), "j").unwrap();
+        assert_eq!(back, j.records());
+        let mut initial = ControlState::default();
+        initial
+            .services
+            .insert("a".into(), ServiceControl::new(1, "v1"));
+        let end = replay(&initial, &back).unwrap();
+        assert_eq!(end.get("a").unwrap().rate_limit, Some(5.0));
+    }
+
+    #[test]
+    fn reader_rejects_disorder_and_garbage_with_line_numbers() {
+        let err = read_jsonl(
+            "{\"seq\":2,\"t_us\":0,\"plan\":1,\"event\":\"commit\"}\n{\"seq\":1,\"t_us\":0,\"plan\":1,\"event\":\"commit\"}\n".as_bytes(),
+            "j",
+        )
+        .unwrap_err();
+        assert_eq!(err.position, Some((2, 1)));
+        let err = read_jsonl("\n\n{\"seq\":1}\n".as_bytes(), "j").unwrap_err();
+        assert_eq!(err.position.unwrap().0, 3, "{err}");
+        let err = read_jsonl(&b"\xff\xfe\n"[..], "j").unwrap_err();
+        assert!(err.message.contains("UTF-8"));
+    }
+}

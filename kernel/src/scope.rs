@@ -1,0 +1,443 @@
+//! The recovery scope of an incident: which services a plan may touch and in which order they
+//! may restart (DESIGN §3).
+//!
+//! A scope is computed by the monitoring side, never by the agent: [`crate::groups`] infers it
+//! from the trace-derived graph and the symptom service (the deepest service whose own SLO alert
+//! fires). It lists restart-coupled **groups** in a valid restart order (callees before callers),
+//! the **order** constraints between groups (`[a, b]`: group `a` must finish restarting before
+//! group `b` starts), start-up couplings inside a group, the **hubs** that need a drain around a
+//! restart, and the services the size cap **truncated** away.
+//!
+//! # JSON form
+//!
+//! ```json
+//! {
+//!   "incident": "inc-7",
+//!   "symptom": "search",
+//!   "groups": [{"members": ["geo"]}, {"members": ["rate"]}, {"members": ["search"]}],
+//!   "order": [[0, 2], [1, 2]],
+//!   "startup_order": [],
+//!   "requires_drain": [],
+//!   "truncated": []
+//! }
+//! ```
+//!
+//! `layers` (groups that may restart in parallel, in order) is derived from `order`; it is
+//! written out for readers and, when present in input, must match.
+
+use crate::input::{InputError, parse_json};
+use crate::isa::IncidentId;
+use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Largest scope file read, in bytes.
+pub const MAX_SCOPE_JSON_BYTES: usize = 4 << 20;
+
+/// A restart-coupled group: services that restart together (a strongly connected component of
+/// the scope, including start-up couplings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartGroup {
+    /// Member services.
+    pub members: Vec<String>,
+}
+
+/// JSON file form of a [`RecoveryScope`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFile {
+    /// Incident id.
+    pub incident: IncidentId,
+    /// The symptom service the scope was computed from.
+    pub symptom: String,
+    /// Groups in a valid restart order.
+    pub groups: Vec<RestartGroup>,
+    /// `[a, b]`: group `a` restarts before group `b` (b depends on a).
+    #[serde(default)]
+    pub order: Vec<(usize, usize)>,
+    /// `[x, y]` inside one group: `x` restarts before `y` (y reads x only at start-up).
+    #[serde(default)]
+    pub startup_order: Vec<(String, String)>,
+    /// Hubs: restarting them needs a drain before and a restore after.
+    #[serde(default)]
+    pub requires_drain: Vec<String>,
+    /// Reachable services left out because the scope hit its size cap.
+    #[serde(default)]
+    pub truncated: Vec<String>,
+    /// Parallel layers of groups, derived from `order`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<Vec<usize>>>,
+}
+
+/// Where a service sits in a scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeSlot {
+    /// Index of its restart group.
+    pub group: usize,
+    /// Whether restarting it needs a drain around it.
+    pub requires_drain: bool,
+}
+
+/// A checked recovery scope with its derived ordering relation. See the
+/// [module documentation](self).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryScope {
+    file: ScopeFile,
+    layers: Vec<Vec<usize>>,
+    slots: IndexMap<String, ScopeSlot, FxBuildHasher>,
+    /// Bit `a` of `before[b]` is set when group `a` must restart before group `b`
+    /// (transitively). Bitsets keep the hot validation path free of lookups.
+    before: Vec<Vec<u64>>,
+    /// Transitive start-up order pairs inside groups.
+    startup_before: BTreeSet<(String, String)>,
+    truncated: BTreeSet<String>,
+}
+
+impl RecoveryScope {
+    /// Checks a scope file and derives layers and the restart-order relation.
+    pub fn new(file: ScopeFile) -> Result<Self, (String, String)> {
+        let err = |path: String, msg: String| Err((path, msg));
+        let mut group_of: IndexMap<String, usize, FxBuildHasher> = IndexMap::default();
+        for (g, group) in file.groups.iter().enumerate() {
+            if group.members.is_empty() {
+                return err(
+                    format!("groups[{g}].members"),
+                    "a group needs members".into(),
+                );
+            }
+            for (m, name) in group.members.iter().enumerate() {
+                if group_of.insert(name.clone(), g).is_some() {
+                    return err(
+                        format!("groups[{g}].members[{m}]"),
+                        format!("`{name}` is in more than one group"),
+                    );
+                }
+            }
+        }
+        let n = file.groups.len();
+        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, &(a, b)) in file.order.iter().enumerate() {
+            if a >= n || b >= n || a == b {
+                return err(
+                    format!("order[{i}]"),
+                    format!("[{a}, {b}] must name two different groups of the {n}"),
+                );
+            }
+            preds[b].push(a);
+        }
+        // Kahn's algorithm gives a topological order (or finds a cycle) and longest-path layers.
+        let mut indegree: Vec<usize> = preds.iter().map(Vec::len).collect();
+        let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (b, ps) in preds.iter().enumerate() {
+            for &a in ps {
+                succs[a].push(b);
+            }
+        }
+        let mut layer_of = vec![0usize; n];
+        let mut ready: Vec<usize> = (0..n).filter(|&g| indegree[g] == 0).collect();
+        let mut topo = Vec::with_capacity(n);
+        while let Some(g) = ready.pop() {
+            topo.push(g);
+            for &s in &succs[g] {
+                layer_of[s] = layer_of[s].max(layer_of[g] + 1);
+                indegree[s] -= 1;
+                if indegree[s] == 0 {
+                    ready.push(s);
+                }
+            }
+        }
+        if topo.len() != n {
+            return err("order".into(), "the order constraints form a cycle".into());
+        }
+        let words = n.div_ceil(64);
+        let mut before: Vec<Vec<u64>> = vec![vec![0; words]; n];
+        for &g in &topo {
+            let mut acc = vec![0u64; words];
+            for &a in &preds[g] {
+                acc[a / 64] |= 1 << (a % 64);
+                for (w, bits) in acc.iter_mut().zip(&before[a]) {
+                    *w |= bits;
+                }
+            }
+            before[g] = acc;
+        }
+        let depth = layer_of.iter().copied().max().map_or(0, |d| d + 1);
+        let mut layers = vec![Vec::new(); depth];
+        for g in 0..n {
+            layers[layer_of[g]].push(g);
+        }
+        if let Some(given) = &file.layers
+            && *given != layers
+        {
+            return err(
+                "layers".into(),
+                format!("do not match the order constraints (expected {layers:?})"),
+            );
+        }
+        let mut startup_before = BTreeSet::new();
+        for (i, (x, y)) in file.startup_order.iter().enumerate() {
+            match (group_of.get(x), group_of.get(y)) {
+                (Some(gx), Some(gy)) if gx == gy && x != y => {
+                    startup_before.insert((x.clone(), y.clone()));
+                }
+                _ => {
+                    return err(
+                        format!("startup_order[{i}]"),
+                        format!("`{x}` and `{y}` must be two members of one group"),
+                    );
+                }
+            }
+        }
+        // Close the start-up relation transitively (groups are small: at most MAX_GROUP_SIZE).
+        loop {
+            let extra: Vec<(String, String)> = startup_before
+                .iter()
+                .flat_map(|(a, b)| {
+                    startup_before
+                        .range((b.clone(), String::new())..)
+                        .take_while(move |(b2, _)| b2 == b)
+                        .map(move |(_, c)| (a.clone(), c.clone()))
+                })
+                .filter(|p| !startup_before.contains(p))
+                .collect();
+            if extra.is_empty() {
+                break;
+            }
+            startup_before.extend(extra);
+        }
+        if let Some((x, _)) = startup_before.iter().find(|(a, b)| a == b) {
+            return err(
+                "startup_order".into(),
+                format!("start-up order around `{x}` is cyclic"),
+            );
+        }
+        for (i, hub) in file.requires_drain.iter().enumerate() {
+            if !group_of.contains_key(hub) {
+                return err(
+                    format!("requires_drain[{i}]"),
+                    format!("`{hub}` is not in the scope"),
+                );
+            }
+        }
+        for (i, name) in file.truncated.iter().enumerate() {
+            if group_of.contains_key(name) {
+                return err(
+                    format!("truncated[{i}]"),
+                    format!("`{name}` is both in scope and truncated"),
+                );
+            }
+        }
+        if !file.symptom.is_empty() && !group_of.contains_key(&file.symptom) {
+            return err(
+                "symptom".into(),
+                format!("symptom `{}` is not in the scope", file.symptom),
+            );
+        }
+        let hubs: BTreeSet<&String> = file.requires_drain.iter().collect();
+        let slots = group_of
+            .iter()
+            .map(|(name, &group)| {
+                let slot = ScopeSlot {
+                    group,
+                    requires_drain: hubs.contains(name),
+                };
+                (name.clone(), slot)
+            })
+            .collect();
+        Ok(RecoveryScope {
+            truncated: file.truncated.iter().cloned().collect(),
+            file,
+            layers,
+            slots,
+            before,
+            startup_before,
+        })
+    }
+
+    /// Reads a scope from JSON (see the [module documentation](self)).
+    pub fn from_json_str(text: &str, source_name: &str) -> Result<Self, InputError> {
+        let file: ScopeFile = parse_json(text, source_name, "scope", MAX_SCOPE_JSON_BYTES)?;
+        RecoveryScope::new(file).map_err(|(path, msg)| InputError::invalid(source_name, path, msg))
+    }
+
+    /// The incident the scope belongs to.
+    pub fn incident(&self) -> &IncidentId {
+        &self.file.incident
+    }
+
+    /// The symptom service.
+    pub fn symptom(&self) -> &str {
+        &self.file.symptom
+    }
+
+    /// Groups in restart order.
+    pub fn groups(&self) -> &[RestartGroup] {
+        &self.file.groups
+    }
+
+    /// Parallel layers of group indices, in order.
+    pub fn layers(&self) -> &[Vec<usize>] {
+        &self.layers
+    }
+
+    /// Number of services in scope.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the scope holds no service.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Services in scope, group by group.
+    pub fn services(&self) -> impl Iterator<Item = &str> + '_ {
+        self.slots.keys().map(String::as_str)
+    }
+
+    /// Whether `service` is in scope.
+    pub fn contains(&self, service: &str) -> bool {
+        self.slots.contains_key(service)
+    }
+
+    /// Where `service` sits in the scope, if it is in it.
+    pub fn slot(&self, service: &str) -> Option<ScopeSlot> {
+        self.slots.get(service).copied()
+    }
+
+    /// The group index of `service`.
+    pub fn group_of(&self, service: &str) -> Option<usize> {
+        self.slot(service).map(|s| s.group)
+    }
+
+    /// Whether group `first` must finish restarting before group `second` starts.
+    pub fn group_precedes(&self, first: usize, second: usize) -> bool {
+        self.before
+            .get(second)
+            .is_some_and(|bits| bits[first / 64] & (1 << (first % 64)) != 0)
+    }
+
+    /// Whether, inside one group, `second` reads `first` at start-up (directly or not).
+    pub fn startup_precedes(&self, first: &str, second: &str) -> bool {
+        !self.startup_before.is_empty()
+            && self
+                .startup_before
+                .contains(&(first.to_string(), second.to_string()))
+    }
+
+    /// Whether `service` was reachable but cut by the size cap.
+    pub fn is_truncated(&self, service: &str) -> bool {
+        self.truncated.contains(service)
+    }
+
+    /// Truncated services.
+    pub fn truncated(&self) -> &[String] {
+        &self.file.truncated
+    }
+
+    /// Whether restarting `service` needs a drain around it.
+    pub fn requires_drain(&self, service: &str) -> bool {
+        self.slot(service).is_some_and(|s| s.requires_drain)
+    }
+
+    /// Hubs needing a drain.
+    pub fn hubs(&self) -> &[String] {
+        &self.file.requires_drain
+    }
+
+    /// Whether `first` must finish restarting before `second` starts: `second`'s group depends
+    /// (transitively) on `first`'s, or both share a group and `second` reads `first` at start-up.
+    pub fn must_restart_before(&self, first: &str, second: &str) -> bool {
+        match (self.group_of(first), self.group_of(second)) {
+            (Some(a), Some(b)) if a != b => self.group_precedes(a, b),
+            (Some(_), Some(_)) => self.startup_precedes(first, second),
+            _ => false,
+        }
+    }
+
+    /// The direct order constraints between groups.
+    pub fn order(&self) -> &[(usize, usize)] {
+        &self.file.order
+    }
+
+    /// The scope's file form, with layers filled in.
+    pub fn to_file(&self) -> ScopeFile {
+        ScopeFile {
+            layers: Some(self.layers.clone()),
+            ..self.file.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(text: &str) -> Result<RecoveryScope, InputError> {
+        RecoveryScope::from_json_str(text, "s.json")
+    }
+
+    #[test]
+    fn derives_layers_and_transitive_order() {
+        let s = scope(
+            r#"{"incident": "i", "symptom": "a",
+                "groups": [{"members": ["c"]}, {"members": ["b1", "b2"]}, {"members": ["a"]}, {"members": ["x"]}],
+                "order": [[0, 1], [1, 2]],
+                "startup_order": [["b1", "b2"]]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.layers(), &[vec![0, 3], vec![1], vec![2]]);
+        assert!(s.must_restart_before("c", "a"), "transitive");
+        assert!(!s.must_restart_before("a", "c"));
+        assert!(!s.must_restart_before("x", "a"), "no path, no constraint");
+        assert!(s.must_restart_before("b1", "b2"));
+        assert!(!s.must_restart_before("b2", "b1"));
+        assert_eq!(s.len(), 5);
+        let back = RecoveryScope::new(s.to_file()).unwrap();
+        assert_eq!(
+            back.to_file(),
+            s.to_file(),
+            "layers written out are accepted back"
+        );
+    }
+
+    #[test]
+    fn inconsistent_scopes_are_rejected_with_a_path() {
+        let cases = [
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}, {"members": ["a"]}]}"#,
+                "groups[1].members[0]",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}, {"members": ["b"]}], "order": [[0, 1], [1, 0]]}"#,
+                "order",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}], "order": [[0, 3]]}"#,
+                "order[0]",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}], "requires_drain": ["z"]}"#,
+                "requires_drain[0]",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "q", "groups": [{"members": ["a"]}]}"#,
+                "symptom",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}], "truncated": ["a"]}"#,
+                "truncated[0]",
+            ),
+            (
+                r#"{"incident": "i", "symptom": "a", "groups": [{"members": ["a"]}, {"members": ["b"]}], "layers": [[1], [0]]}"#,
+                "layers",
+            ),
+        ];
+        for (text, path) in cases {
+            let err = scope(text).unwrap_err();
+            assert_eq!(err.path, path, "{err}");
+        }
+    }
+}

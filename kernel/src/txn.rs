@@ -1,0 +1,841 @@
+//! Transactional execution of accepted plans (DESIGN §6).
+//!
+//! The [`Kernel`] is sans-I/O: the host calls [`Kernel::submit`] with a plan and
+//! [`Kernel::poll`] with the current time and an [`Actuator`] whenever something may have
+//! changed (the testbed polls every few hundred milliseconds of virtual time). Nothing blocks, so
+//! a plan's restarts can take their real start-up time in a simulation without the kernel ever
+//! sleeping.
+//!
+//! Execution of a plan:
+//! 1. On submission the plan is validated ([`crate::validate`]). If accepted, every service it
+//!    touches is locked; a later plan touching a locked service is rejected with
+//!    `R13-lock-conflict` (refused, not queued: plans on disjoint services run in parallel,
+//!    overlapping ones are serialised by resubmission).
+//! 2. Stages run in order. For each action of a stage the kernel observes the target's state,
+//!    lowers the action to a concrete [`ControlOp`], derives the op's exact undo from the same
+//!    observation, applies the op and journals it. Then it waits until every post-condition of
+//!    the stage holds, or fails, or the stage's deadline passes.
+//! 3. On any failure it aborts: in reverse order it undoes reversible steps, compensates
+//!    compensatable ones (each waiting for its own post-condition) and journals restarts as
+//!    not undoable. Then it releases the locks.
+//! 4. On success it commits, releases the locks and arms the plan's leases (and circuit-break
+//!    durations); when one expires the kernel applies the step's undo, deferring while another
+//!    executing plan holds the service's lock.
+//!
+//! The restart budget counts restarts kernel-wide over a sliding period, like an OTP supervisor's
+//! intensity/period.
+
+use crate::graph::DependencyGraph;
+use crate::isa::{Action, LeaseSeconds, Plan, RollbackClass};
+use crate::journal::{Event, Journal};
+use crate::scope::RecoveryScope;
+use crate::state::{ControlOp, ControlState, ServiceControl};
+use crate::time::VirtualTime;
+use crate::validate::{KernelView, Limits, Verdict, validate};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// Identifier the kernel gives every proposal.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct PlanId(pub u64);
+
+impl fmt::Display for PlanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plan-{}", self.0)
+    }
+}
+
+/// A post-condition reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The operation's effect is in place (replicas ready, breaker open, limit in force, …).
+    Holds,
+    /// Not yet (replicas still starting, drained replicas still finishing requests).
+    Pending,
+    /// It will not hold.
+    Failed(String),
+}
+
+/// The actuation interface: how the kernel reaches the system.
+///
+/// Contract: [`apply`](Actuator::apply) is atomic — on `Err` nothing changed. [`observe`]
+/// returns the control-plane state the next `apply` would start from.
+///
+/// [`observe`]: Actuator::observe
+pub trait Actuator {
+    /// Current control-plane state of `service`, or `None` if it does not exist.
+    fn observe(&self, service: &str) -> Option<ServiceControl>;
+    /// Applies one operation.
+    fn apply(&mut self, op: &ControlOp) -> Result<(), String>;
+    /// Reads back the operation's post-condition.
+    fn check(&self, op: &ControlOp) -> Check;
+}
+
+/// How long the kernel waits for a post-condition before it declares the step failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckTimeouts {
+    /// Restarts and scale changes (replicas must start and pass readiness), seconds.
+    pub startup_s: u64,
+    /// Config changes (replicas reload), seconds.
+    pub config_s: u64,
+    /// Drains, restores, breakers and limits, seconds.
+    pub traffic_s: u64,
+}
+
+impl Default for CheckTimeouts {
+    fn default() -> Self {
+        CheckTimeouts {
+            startup_s: 300,
+            config_s: 120,
+            traffic_s: 60,
+        }
+    }
+}
+
+impl CheckTimeouts {
+    fn for_op(&self, op: &ControlOp) -> Duration {
+        Duration::from_secs(match op {
+            ControlOp::Restart { .. } | ControlOp::SetReplicas { .. } => self.startup_s,
+            ControlOp::SetConfig { .. } => self.config_s,
+            _ => self.traffic_s,
+        })
+    }
+}
+
+/// Kernel configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// Validation limits, including the restart budget.
+    pub limits: Limits,
+    /// Post-condition deadlines.
+    pub timeouts: CheckTimeouts,
+}
+
+/// How a plan ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step's post-condition held.
+    Committed,
+    /// A step failed; completed steps were undone or compensated.
+    Aborted {
+        /// The failure.
+        reason: String,
+        /// Whether every undo succeeded.
+        clean: bool,
+    },
+}
+
+/// The answer to [`Kernel::submit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// Id given to the proposal (journaled either way).
+    pub plan: PlanId,
+    /// The verdict; when accepted the plan is now executing.
+    pub verdict: Verdict,
+}
+
+/// Lowers a typed action to a concrete operation against the state just before it.
+pub fn lower(action: &Action, before: &ServiceControl) -> Result<ControlOp, String> {
+    let service = action.service().as_str().to_string();
+    Ok(match action {
+        Action::Restart { replicas, .. } => ControlOp::Restart {
+            replicas: replicas.resolve(before.replicas).ok_or_else(|| {
+                format!("{replicas} do not exist: {service} has {}", before.replicas)
+            })?,
+            service,
+        },
+        Action::Drain { replicas, .. } => {
+            let mut drained = before.drained.clone();
+            drained.extend(replicas.resolve(before.replicas).ok_or_else(|| {
+                format!("{replicas} do not exist: {service} has {}", before.replicas)
+            })?);
+            ControlOp::SetDrained { service, drained }
+        }
+        Action::RestoreTraffic { .. } => ControlOp::SetDrained {
+            service,
+            drained: BTreeSet::new(),
+        },
+        Action::CircuitBreak { callee, .. } => ControlOp::SetBreaker {
+            caller: service,
+            callee: callee.as_str().to_string(),
+            open: true,
+        },
+        Action::RateLimit { rps, .. } => ControlOp::SetRateLimit {
+            service,
+            rps: Some(rps.get()),
+        },
+        Action::Scale { replicas, .. } => ControlOp::SetReplicas {
+            service,
+            replicas: replicas.get(),
+        },
+        Action::RollbackConfig { version, .. } => ControlOp::SetConfig {
+            service,
+            version: version.as_str().to_string(),
+        },
+    })
+}
+
+#[derive(Clone, Debug)]
+struct AppliedStep {
+    step: usize,
+    op: ControlOp,
+    undo: Option<ControlOp>,
+    class: RollbackClass,
+    lease: Option<LeaseSeconds>,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Next: issue stage `Txn::stage`.
+    Ready,
+    /// Stage issued; waiting for its post-conditions.
+    Waiting { deadline: VirtualTime, first: usize },
+    /// Undoing `Txn::applied[..remaining]` in reverse; `current` awaits its post-condition.
+    Undoing {
+        reason: String,
+        clean: bool,
+        remaining: usize,
+        current: Option<(usize, ControlOp, VirtualTime)>,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Txn {
+    plan: Plan,
+    stage: usize,
+    phase: Phase,
+    applied: Vec<AppliedStep>,
+    locked: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ArmedLease {
+    expires: VirtualTime,
+    plan: PlanId,
+    step: usize,
+}
+
+/// The microkernel: validator, executor, lock table, restart budget and journal.
+/// See the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct Kernel {
+    config: KernelConfig,
+    locks: BTreeMap<String, PlanId>,
+    restarts: VecDeque<VirtualTime>,
+    txns: BTreeMap<PlanId, Txn>,
+    leases: BTreeMap<ArmedLease, ControlOp>,
+    journal: Journal,
+    next_plan: u64,
+}
+
+impl Kernel {
+    /// A kernel with `config`.
+    pub fn new(config: KernelConfig) -> Self {
+        Kernel {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KernelConfig {
+        &self.config
+    }
+
+    /// The journal so far.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Service → plan holding its lock.
+    pub fn locks(&self) -> &BTreeMap<String, PlanId> {
+        &self.locks
+    }
+
+    /// Plans still executing (or undoing), in id order.
+    pub fn executing(&self) -> impl Iterator<Item = PlanId> + '_ {
+        self.txns.keys().copied()
+    }
+
+    /// Whether `plan` is still executing.
+    pub fn is_executing(&self, plan: PlanId) -> bool {
+        self.txns.contains_key(&plan)
+    }
+
+    /// Leases armed and not yet expired.
+    pub fn armed_leases(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// Restarts within the budget period ending at `now`.
+    pub fn restarts_in_window(&self, now: VirtualTime) -> u32 {
+        let period = Duration::from_secs(self.config.limits.restart_period_s);
+        self.restarts
+            .iter()
+            .filter(|&&t| now.since(t) < period)
+            .count() as u32
+    }
+
+    /// The read-only view validation uses at `now`.
+    pub fn view(&self, now: VirtualTime) -> KernelView<'_> {
+        KernelView {
+            locks: &self.locks,
+            restarts_in_window: self.restarts_in_window(now),
+            limits: self.config.limits,
+        }
+    }
+
+    /// Validates `plan`; if accepted, locks its services and starts executing it at the next
+    /// [`poll`](Kernel::poll). Both the proposal and the verdict are journaled.
+    pub fn submit(
+        &mut self,
+        now: VirtualTime,
+        plan: Plan,
+        graph: &DependencyGraph,
+        scope: &RecoveryScope,
+    ) -> Submission {
+        self.next_plan += 1;
+        let id = PlanId(self.next_plan);
+        let verdict = validate(&plan, graph, scope, &self.view(now));
+        self.journal.append(
+            now,
+            id,
+            Event::Proposal {
+                incident: plan.incident.clone(),
+                plan: plan.clone(),
+            },
+        );
+        self.journal.append(
+            now,
+            id,
+            Event::Verdict {
+                accepted: verdict.accepted(),
+                violations: verdict.violations.clone(),
+            },
+        );
+        if verdict.accepted() {
+            let mut locked: Vec<String> = plan
+                .steps()
+                .flat_map(|(_, a)| a.targets().map(|t| t.as_str().to_string()))
+                .collect();
+            locked.sort();
+            locked.dedup();
+            for service in &locked {
+                self.locks.insert(service.clone(), id);
+            }
+            self.txns.insert(
+                id,
+                Txn {
+                    plan,
+                    stage: 0,
+                    phase: Phase::Ready,
+                    applied: Vec::new(),
+                    locked,
+                },
+            );
+        }
+        Submission { plan: id, verdict }
+    }
+
+    /// Advances every executing plan and expires due leases. Returns the plans that finished
+    /// during this call, in id order.
+    pub fn poll<A: Actuator + ?Sized>(
+        &mut self,
+        now: VirtualTime,
+        actuator: &mut A,
+    ) -> Vec<(PlanId, Outcome)> {
+        let mut finished = Vec::new();
+        let ids: Vec<PlanId> = self.txns.keys().copied().collect();
+        for id in ids {
+            let mut txn = self.txns.remove(&id).expect("listed above");
+            match self.advance(now, id, &mut txn, actuator) {
+                Some(outcome) => {
+                    for service in &txn.locked {
+                        self.locks.remove(service);
+                    }
+                    if outcome == Outcome::Committed {
+                        self.arm_leases(now, id, &txn);
+                    }
+                    finished.push((id, outcome));
+                }
+                None => {
+                    self.txns.insert(id, txn);
+                }
+            }
+        }
+        self.expire_leases(now, actuator);
+        finished
+    }
+
+    /// The earliest time at which polling can make progress without outside change: the nearest
+    /// deadline or lease expiry. Hosts may poll earlier (post-conditions change with the system).
+    pub fn next_deadline(&self) -> Option<VirtualTime> {
+        let deadlines = self.txns.values().filter_map(|t| match &t.phase {
+            Phase::Waiting { deadline, .. } => Some(*deadline),
+            Phase::Undoing {
+                current: Some((_, _, deadline)),
+                ..
+            } => Some(*deadline),
+            _ => None,
+        });
+        let lease = self.leases.keys().next().map(|l| l.expires);
+        deadlines.chain(lease).min()
+    }
+
+    fn advance<A: Actuator + ?Sized>(
+        &mut self,
+        now: VirtualTime,
+        id: PlanId,
+        txn: &mut Txn,
+        actuator: &mut A,
+    ) -> Option<Outcome> {
+        loop {
+            match std::mem::replace(&mut txn.phase, Phase::Ready) {
+                Phase::Ready => {
+                    if txn.stage == txn.plan.stages.len() {
+                        self.journal.append(now, id, Event::Commit);
+                        return Some(Outcome::Committed);
+                    }
+                    txn.phase = self.issue_stage(now, id, txn, actuator);
+                }
+                Phase::Waiting { deadline, first } => {
+                    match self.await_stage(now, id, txn, first, deadline, actuator) {
+                        StageState::Done => txn.stage += 1,
+                        StageState::Waiting => {
+                            txn.phase = Phase::Waiting { deadline, first };
+                            return None;
+                        }
+                        StageState::Failed(reason) => {
+                            txn.phase = Phase::Undoing {
+                                reason,
+                                clean: true,
+                                remaining: txn.applied.len(),
+                                current: None,
+                            };
+                        }
+                    }
+                }
+                Phase::Undoing {
+                    reason,
+                    clean,
+                    remaining,
+                    current,
+                } => {
+                    match self.undo_step(now, id, txn, reason, clean, remaining, current, actuator)
+                    {
+                        Ok(outcome) => return Some(outcome),
+                        Err(phase) => {
+                            let waiting = matches!(
+                                &phase,
+                                Phase::Undoing {
+                                    current: Some(_),
+                                    ..
+                                }
+                            );
+                            txn.phase = phase;
+                            if waiting {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn issue_stage<A: Actuator + ?Sized>(
+        &mut self,
+        now: VirtualTime,
+        id: PlanId,
+        txn: &mut Txn,
+        actuator: &mut A,
+    ) -> Phase {
+        let first_step: usize = txn.plan.stages[..txn.stage].iter().map(Vec::len).sum();
+        let first = txn.applied.len();
+        let mut deadline = now;
+        for (offset, action) in txn.plan.stages[txn.stage].iter().enumerate() {
+            let step = first_step + offset;
+            let lowered = actuator
+                .observe(action.service().as_str())
+                .ok_or_else(|| {
+                    format!(
+                        "service `{}` is not known to the actuator",
+                        action.service()
+                    )
+                })
+                .and_then(|before| lower(action, &before).map(|op| (before, op)));
+            let (before, op) = match lowered {
+                Ok(pair) => pair,
+                Err(error) => return self.step_failed(now, id, txn, step, action, None, error),
+            };
+            if let Err(error) = actuator.apply(&op) {
+                return self.step_failed(now, id, txn, step, action, Some(op), error);
+            }
+            let class = action.rollback_class(Some(before.replicas));
+            self.journal.append(
+                now,
+                id,
+                Event::StepApplied {
+                    step,
+                    action: action.clone(),
+                    op: op.clone(),
+                    class,
+                },
+            );
+            if matches!(op, ControlOp::Restart { .. }) {
+                self.restarts.push_back(now);
+            }
+            let lease = txn.plan.lease(step).or(match action {
+                Action::CircuitBreak { duration_s, .. } => *duration_s,
+                _ => None,
+            });
+            deadline = deadline.max(now.saturating_add(self.config.timeouts.for_op(&op)));
+            txn.applied.push(AppliedStep {
+                step,
+                undo: op.undo(&before),
+                op,
+                class,
+                lease,
+            });
+        }
+        self.prune_restarts(now);
+        Phase::Waiting { deadline, first }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_failed(
+        &mut self,
+        now: VirtualTime,
+        id: PlanId,
+        txn: &Txn,
+        step: usize,
+        action: &Action,
+        op: Option<ControlOp>,
+        error: String,
+    ) -> Phase {
+        self.journal.append(
+            now,
+            id,
+            Event::StepFailed {
+                step,
+                action: action.clone(),
+                op,
+                error: error.clone(),
+            },
+        );
+        Phase::Undoing {
+            reason: format!("step {step} failed: {error}"),
+            clean: true,
+            remaining: txn.applied.len(),
+            current: None,
+        }
+    }
+
+    fn await_stage<A: Actuator + ?Sized>(
+        &mut self,
+        now: VirtualTime,
+        id: PlanId,
+        txn: &Txn,
+        first: usize,
+        deadline: VirtualTime,
+        actuator: &mut A,
+    ) -> StageState {
+        let mut pending = false;
+        for applied in &txn.applied[first..] {
+            match actuator.check(&applied.op) {
+                Check::Holds => {}
+                Check::Pending => pending = true,
+                Check::Failed(reason) => {
+                    self.journal.append(
+                        now,
+                        id,
+                        Event::CheckFailed {
+                            step: applied.step,
+                            reason: reason.clone(),
+                        },
+                    );
+                    return StageState::Failed(format!(
+                        "post-condition of step {} failed: {reason}",
+                        applied.step
+                    ));
+                }
+            }
+        }
+        if !pending {
+            for applied in &txn.applied[first..] {
+                self.journal
+                    .append(now, id, Event::CheckPassed { step: applied.step });
+            }
+            return StageState::Done;
+        }
+        if now >= deadline {
+            let step = txn.applied[first..]
+                .iter()
+                .find(|a| actuator.check(&a.op) == Check::Pending)
+                .map_or(txn.applied[first].step, |a| a.step);
+            let reason = format!("post-condition did not hold by {deadline}");
+            self.journal.append(
+                now,
+                id,
+                Event::CheckFailed {
+                    step,
+                    reason: reason.clone(),
+                },
+            );
+            return StageState::Failed(format!("step {step}: {reason}"));
+        }
+        StageState::Waiting
+    }
+
+    /// One move of the undo phase: `Ok` when the abort is complete, `Err(next phase)` otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn undo_step<A: Actuator + ?Sized>(
+        &mut self,
+        now: VirtualTime,
+        id: PlanId,
+        txn: &Txn,
+        reason: String,
+        mut clean: bool,
+        mut remaining: usize,
+        current: Option<(usize, ControlOp, VirtualTime)>,
+        actuator: &mut A,
+    ) -> Result<Outcome, Phase> {
+        if let Some((step, op, deadline)) = current {
+            match actuator.check(&op) {
+                Check::Pending if now < deadline => {
+                    return Err(Phase::Undoing {
+                        reason,
+                        clean,
+                        remaining,
+                        current: Some((step, op, deadline)),
+                    });
+                }
+                Check::Holds => {}
+                Check::Pending | Check::Failed(_) => {
+                    let error = match actuator.check(&op) {
+                        Check::Failed(e) => e,
+                        _ => format!("post-condition did not hold by {deadline}"),
+                    };
+                    self.journal
+                        .append(now, id, Event::UndoFailed { step, op, error });
+                    clean = false;
+                }
+            }
+        }
+        // Walk back over steps that need no waiting until one does.
+        while remaining > 0 {
+            remaining -= 1;
+            let applied = &txn.applied[remaining];
+            let Some(undo) = applied
+                .undo
+                .clone()
+                .filter(|_| applied.class != RollbackClass::Restartable)
+            else {
+                self.journal.append(
+                    now,
+                    id,
+                    Event::NotUndoable {
+                        step: applied.step,
+                        op: applied.op.clone(),
+                    },
+                );
+                continue;
+            };
+            if let Err(error) = actuator.apply(&undo) {
+                self.journal.append(
+                    now,
+                    id,
+                    Event::UndoFailed {
+                        step: applied.step,
+                        op: undo,
+                        error,
+                    },
+                );
+                clean = false;
+                continue;
+            }
+            let event = match applied.class {
+                RollbackClass::Compensatable => Event::Compensate {
+                    step: applied.step,
+                    op: undo.clone(),
+                },
+                _ => Event::Undo {
+                    step: applied.step,
+                    op: undo.clone(),
+                },
+            };
+            self.journal.append(now, id, event);
+            let deadline = now.saturating_add(self.config.timeouts.for_op(&undo));
+            return Err(Phase::Undoing {
+                reason,
+                clean,
+                remaining,
+                current: Some((applied.step, undo, deadline)),
+            });
+        }
+        self.journal.append(
+            now,
+            id,
+            Event::Abort {
+                reason: reason.clone(),
+                clean,
+            },
+        );
+        Ok(Outcome::Aborted { reason, clean })
+    }
+
+    fn arm_leases(&mut self, now: VirtualTime, id: PlanId, txn: &Txn) {
+        for applied in &txn.applied {
+            if let (Some(ttl), Some(undo)) = (applied.lease, &applied.undo) {
+                self.leases.insert(
+                    ArmedLease {
+                        expires: now.saturating_add(ttl.duration()),
+                        plan: id,
+                        step: applied.step,
+                    },
+                    undo.clone(),
+                );
+            }
+        }
+    }
+
+    fn expire_leases<A: Actuator + ?Sized>(&mut self, now: VirtualTime, actuator: &mut A) {
+        let due: Vec<ArmedLease> = self
+            .leases
+            .keys()
+            .take_while(|l| l.expires <= now)
+            .cloned()
+            .collect();
+        for lease in due {
+            let op = &self.leases[&lease];
+            if self.locks.contains_key(op.service()) {
+                continue; // another plan is working on the service; revert once it finishes
+            }
+            let op = self.leases.remove(&lease).expect("listed above");
+            let event = match actuator.apply(&op) {
+                Ok(()) => Event::LeaseExpired {
+                    step: lease.step,
+                    op,
+                },
+                Err(error) => Event::LeaseFailed {
+                    step: lease.step,
+                    op,
+                    error,
+                },
+            };
+            self.journal.append(now, lease.plan, event);
+        }
+    }
+
+    fn prune_restarts(&mut self, now: VirtualTime) {
+        let period = Duration::from_secs(self.config.limits.restart_period_s);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|&t| now.since(t) >= period)
+        {
+            self.restarts.pop_front();
+        }
+    }
+}
+
+enum StageState {
+    Done,
+    Waiting,
+    Failed(String),
+}
+
+/// An in-memory reference actuator over a [`ControlState`], for tests and the CLI. It can be
+/// told to fail the apply or the post-condition check of any operation (counted from 0 in apply
+/// order), and to report post-conditions as pending until [`tick`](MemoryActuator::tick) has
+/// been called a number of times since the operation was applied.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryActuator {
+    /// The control-plane state.
+    pub state: ControlState,
+    fail_apply: BTreeSet<u64>,
+    fail_check: BTreeSet<u64>,
+    settle_ticks: u64,
+    clock: u64,
+    applies: u64,
+    /// Every applied operation with the tick it was applied at and whether its check fails.
+    applied: Vec<(ControlOp, u64, bool)>,
+}
+
+impl MemoryActuator {
+    /// An actuator over `state` that never fails and settles at once.
+    pub fn new(state: ControlState) -> Self {
+        MemoryActuator {
+            state,
+            ..Default::default()
+        }
+    }
+
+    /// Makes the `n`-th call of `apply` (from 0) fail without effect.
+    pub fn fail_apply_at(mut self, n: u64) -> Self {
+        self.fail_apply.insert(n);
+        self
+    }
+
+    /// Makes the post-condition of the operation applied by the `n`-th `apply` call fail.
+    pub fn fail_check_at(mut self, n: u64) -> Self {
+        self.fail_check.insert(n);
+        self
+    }
+
+    /// Post-conditions hold only `ticks` calls of [`tick`](Self::tick) after their operation.
+    pub fn settle_after(mut self, ticks: u64) -> Self {
+        self.settle_ticks = ticks;
+        self
+    }
+
+    /// Lets time pass for pending post-conditions.
+    pub fn tick(&mut self) {
+        self.clock += 1;
+    }
+
+    /// Number of `apply` calls so far.
+    pub fn applies(&self) -> u64 {
+        self.applies
+    }
+}
+
+impl Actuator for MemoryActuator {
+    fn observe(&self, service: &str) -> Option<ServiceControl> {
+        self.state.get(service).cloned()
+    }
+
+    fn apply(&mut self, op: &ControlOp) -> Result<(), String> {
+        let n = self.applies;
+        self.applies += 1;
+        if self.fail_apply.contains(&n) {
+            return Err(format!("injected failure of apply #{n}"));
+        }
+        self.state.apply(op).map_err(|e| e.to_string())?;
+        self.applied
+            .push((op.clone(), self.clock, self.fail_check.contains(&n)));
+        Ok(())
+    }
+
+    fn check(&self, op: &ControlOp) -> Check {
+        match self
+            .applied
+            .iter()
+            .rev()
+            .find(|(applied, ..)| applied == op)
+        {
+            None => Check::Failed("operation was never applied".into()),
+            Some((_, _, true)) => Check::Failed("injected post-condition failure".into()),
+            Some((_, at, false)) if self.clock - at < self.settle_ticks => Check::Pending,
+            Some(_) => Check::Holds,
+        }
+    }
+}

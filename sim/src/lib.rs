@@ -1,0 +1,1 @@
+//! Deterministic event-driven network simulation of a microservice deployment, with a turmoil backend.

@@ -1,0 +1,47 @@
+//! Subcommand definitions and dispatch.
+
+mod bench;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Safe, typed, transactional incident recovery for microservices — and the deterministic
+/// testbed that measures it.
+#[derive(Debug, Parser)]
+#[command(name = "microreboot", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a remediation plan against a dependency graph and an incident's recovery scope.
+    Validate(validate::Args),
+    /// Measure tail latencies (run with --release).
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Bench(b) => bench::run(b),
+    }
+}
+
+/// Reads a UTF-8 text file, naming the file in any error.
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}

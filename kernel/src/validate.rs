@@ -285,6 +285,9 @@ struct StepInfo<'p> {
     callee: Option<ServiceId>,
     /// Scope slot of the service that must be in scope (the callee, for a circuit break).
     slot: Option<ScopeSlot>,
+    /// The service's replica count when this step runs: the graph's, unless a scale in an
+    /// earlier stage of this plan changed it.
+    replicas: u32,
 }
 
 impl StepInfo<'_> {
@@ -336,21 +339,41 @@ pub fn validate(
         ));
     }
 
+    // Replica counts as earlier stages' scales leave them (a plan may scale, then drain).
+    let mut scaled: Vec<(ServiceId, u32)> = Vec::new();
+    let mut scaling_now: Vec<(ServiceId, u32)> = Vec::new();
+    let mut stage_now = 0;
     let steps: Vec<StepInfo<'_>> = plan
         .steps()
         .map(|(r, action)| {
+            if r.stage != stage_now {
+                scaled.append(&mut scaling_now);
+                stage_now = r.stage;
+            }
             let callee = match action {
                 Action::CircuitBreak { callee, .. } => Some(callee.as_str()),
                 _ => None,
             };
             let scoped = callee.unwrap_or(action.service().as_str());
+            let id = graph.id(action.service().as_str());
+            let replicas = id.map_or(0, |id| {
+                scaled
+                    .iter()
+                    .rev()
+                    .find(|(s, _)| *s == id)
+                    .map_or(graph.service(id).replicas, |&(_, n)| n)
+            });
+            if let (Action::Scale { replicas: n, .. }, Some(id)) = (action, id) {
+                scaling_now.push((id, n.get()));
+            }
             StepInfo {
                 step: r.step,
                 stage: r.stage,
                 action,
-                id: graph.id(action.service().as_str()),
+                id,
                 callee: callee.and_then(|c| graph.id(c)),
                 slot: scope.slot(scoped),
+                replicas,
             }
         })
         .collect();
@@ -358,7 +381,7 @@ pub fn validate(
     for info in &steps {
         check_step(plan, graph, scope, view, &steps, info, &mut out);
     }
-    check_restarts(graph, scope, view, &steps, &mut out);
+    check_restarts(scope, view, &steps, &mut out);
     check_leases(plan, &steps, &mut out);
 
     out.sort_by_key(|v| (v.step, v.rule));
@@ -446,11 +469,14 @@ fn check_step(
     let service = graph.service(id);
     match action {
         Action::Restart { replicas, .. } | Action::Drain { replicas, .. } => {
-            if !replicas.fits(service.replicas) {
+            if !replicas.fits(info.replicas) {
                 out.push(violation(
                     Rule::UnknownTarget,
                     name,
-                    format!("names {replicas}, but the service has {}", service.replicas),
+                    format!(
+                        "names {replicas}, but the service has {} at this step",
+                        info.replicas
+                    ),
                 ));
             }
         }
@@ -539,7 +565,6 @@ fn check_step(
 
 /// Rules about the plan's restarts as a whole: hub drains, order, group size, budget.
 fn check_restarts(
-    graph: &DependencyGraph,
     scope: &RecoveryScope,
     view: &KernelView<'_>,
     steps: &[StepInfo<'_>],
@@ -556,7 +581,7 @@ fn check_restarts(
 
     for &restart in &restarts {
         if restart.slot.is_some_and(|s| s.requires_drain) {
-            check_hub_drain(graph, steps, restart, out);
+            check_hub_drain(steps, restart, out);
         }
     }
 
@@ -622,27 +647,21 @@ fn check_restarts(
 
 /// `R3`: a hub's restarted replicas must be drained in an earlier stage and traffic restored
 /// in a later one.
-fn check_hub_drain(
-    graph: &DependencyGraph,
-    steps: &[StepInfo<'_>],
-    restart: &StepInfo<'_>,
-    out: &mut Vec<Violation>,
-) {
+fn check_hub_drain(steps: &[StepInfo<'_>], restart: &StepInfo<'_>, out: &mut Vec<Violation>) {
     let Action::Restart { replicas: sel, .. } = restart.action else {
         return;
     };
-    let replicas = restart.id.map_or(0, |id| graph.service(id).replicas);
     let mut drained: Vec<u32> = Vec::new();
     for earlier in steps
         .iter()
         .filter(|s| s.stage < restart.stage && s.id == restart.id)
     {
         if let Action::Drain { replicas: d, .. } = earlier.action {
-            drained.extend(d.resolve(replicas).unwrap_or_default());
+            drained.extend(d.resolve(earlier.replicas).unwrap_or_default());
         }
     }
     let covered = sel
-        .resolve(replicas)
+        .resolve(restart.replicas)
         .is_some_and(|r| r.iter().all(|x| drained.contains(x)));
     let restored = steps
         .iter()

@@ -119,6 +119,7 @@ fn bfs_scope(graph: &DependencyGraph, symptom: &str) -> RecoveryScope {
             .map(|&s| graph.service(s).name.clone())
             .collect(),
         truncated: Vec::new(),
+        truncated_total: None,
         layers: None,
     };
     RecoveryScope::new(file).expect("the fixture scope is consistent")
@@ -247,6 +248,179 @@ pub fn percentiles(calls: u64, mut op: impl FnMut()) -> Percentiles {
         p99_ns: hist.value_at_quantile(0.99),
         max_ns: hist.max(),
     }
+}
+
+/// An industrial graph with query symptoms and a window of calls to rebuild it from.
+pub struct InferFixture {
+    /// Label.
+    pub name: &'static str,
+    /// The maintained graph.
+    pub graph: DependencyGraph,
+    /// Symptoms to query, drawn uniformly (seeded).
+    pub symptoms: Vec<kernel::ServiceId>,
+    /// One window of calls, time-ordered, as a span reader would deliver them.
+    pub window: WindowSpans,
+}
+
+/// A window of calls with their service names laid out contiguously, the way a reader
+/// delivers them from its input buffer (so that replaying them measures the graph, not the
+/// harness).
+pub struct WindowSpans {
+    names: String,
+    calls: Vec<SpanCall>,
+}
+
+/// One call of a [`WindowSpans`]: time, caller and callee name ranges, edge and service kinds.
+struct SpanCall {
+    time_us: u64,
+    caller: (u32, u32),
+    callee: (u32, u32),
+    kind: EdgeKind,
+    caller_kind: ServiceKind,
+    callee_kind: ServiceKind,
+}
+
+impl WindowSpans {
+    fn new(
+        graph: &DependencyGraph,
+        calls: &[(u64, kernel::ServiceId, kernel::ServiceId, EdgeKind)],
+    ) -> Self {
+        let mut names = String::new();
+        let mut out = Vec::with_capacity(calls.len());
+        let push = |names: &mut String, id: kernel::ServiceId| {
+            let start = names.len() as u32;
+            names.push_str(&graph.service(id).name);
+            (start, names.len() as u32)
+        };
+        for &(t, a, b, kind) in calls {
+            let ra = push(&mut names, a);
+            let rb = push(&mut names, b);
+            out.push(SpanCall {
+                time_us: t,
+                caller: ra,
+                callee: rb,
+                kind,
+                caller_kind: graph.service(a).kind,
+                callee_kind: graph.service(b).kind,
+            });
+        }
+        WindowSpans { names, calls: out }
+    }
+
+    /// Number of calls.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// The two industrial graphs of the paper's evaluation: Alibaba-like (5,459 services) and
+/// Meta-like (392), each with `queries` symptoms and a 60 s window of about `window_calls`
+/// calls spread over its edges in proportion to their weights (at least one per edge).
+pub fn infer_fixtures(queries: usize, window_calls: usize) -> Vec<InferFixture> {
+    let graphs = [
+        ("alibaba-5459", traces::synth::alibaba_like(1)),
+        (
+            "meta-392",
+            traces::synth::meta_like(traces::synth::META_PAPER_SERVICES, 1),
+        ),
+    ];
+    graphs
+        .into_iter()
+        .map(|(name, graph)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(99);
+            let ids: Vec<_> = graph.services().map(|(id, _)| id).collect();
+            let symptoms = (0..queries)
+                .map(|_| ids[rng.random_range(0..ids.len())])
+                .collect();
+            let total: u64 = graph.edges().map(|(_, _, d)| d.weight).sum();
+            let scale = window_calls as f64 / total.max(1) as f64;
+            let calls = traces::synth::call_stream(&graph, scale, 60_000_000, 7);
+            let window = WindowSpans::new(&graph, &calls);
+            InferFixture {
+                name,
+                graph,
+                symptoms,
+                window,
+            }
+        })
+        .collect()
+}
+
+/// A windowed graph sized for `names`, to rebuild into with [`rebuild`].
+pub fn rebuild_target(names: &DependencyGraph) -> traces::WindowedGraph {
+    traces::WindowedGraph::with_capacity(
+        Some(60_000_000),
+        names.service_count(),
+        names.edge_count(),
+    )
+}
+
+/// Rebuilds `w` from `window`: everything is forgotten and the
+/// window's calls ingested again, reusing `w`'s allocations as an online deployment that
+/// recomputes its graph would.
+pub fn rebuild(w: &mut traces::WindowedGraph, window: &WindowSpans) {
+    w.clear();
+    for c in &window.calls {
+        let end = |(start, end): (u32, u32), kind| traces::Endpoint {
+            name: &window.names[start as usize..end as usize],
+            kind,
+            unknown: false,
+        };
+        w.ingest(&traces::Call {
+            time_us: c.time_us,
+            caller: end(c.caller, c.caller_kind),
+            callee: end(c.callee, c.callee_kind),
+            kind: c.kind,
+        });
+    }
+}
+
+/// `rows` rows of synthetic Alibaba v2022 `CallGraph` CSV drawn from `graph`'s edges, with
+/// 20 % of calls logged twice (the UM/DM-side duplicates of the real trace), for ingestion
+/// throughput measurements.
+pub fn alibaba_csv(graph: &DependencyGraph, rows: usize, seed: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let edges: Vec<_> = graph.edges().collect();
+    let mut out = Vec::with_capacity(rows * 120);
+    out.extend_from_slice(
+        b"timestamp,traceid,service,rpc_id,rpctype,um,uminstanceid,interface,dm,dminstanceid,rt\n",
+    );
+    let mut written = 0;
+    let mut t = 0u64;
+    while written < rows {
+        let (a, b, d) = edges[rng.random_range(0..edges.len())];
+        t += rng.random_range(0..2);
+        let um = &graph.service(a).name;
+        let dm = &graph.service(b).name;
+        let rpctype = match d.kind {
+            EdgeKind::Cache => "mc",
+            EdgeKind::Db => "db",
+            EdgeKind::Mq => "mq",
+            EdgeKind::Rpc => "rpc",
+        };
+        let trace = rng.random_range(0..1_000_000u64);
+        let rpc = rng.random_range(1..40u32);
+        let copies = if rng.random_bool(0.2) { 2 } else { 1 };
+        for _ in 0..copies {
+            writeln!(
+                out,
+                "{t},T_{trace},S_{},0.{rpc}.1,{rpctype},{um},{um}_POD_{},Xq3{rpc:07},{dm},{dm}_POD_{},{}.0",
+                trace % 977,
+                rpc % 17,
+                rpc % 13,
+                rpc % 9
+            )
+            .expect("writing to memory");
+            written += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

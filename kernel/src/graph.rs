@@ -48,6 +48,10 @@ use std::fmt;
 /// Index of a service in a [`DependencyGraph`]; stable while the service exists.
 pub type ServiceId = NodeIndex<u32>;
 
+/// Index of an edge in a [`DependencyGraph`]; valid while the edge exists (a removed edge's
+/// index may be reused).
+pub type EdgeId = EdgeIndex<u32>;
+
 /// Largest graph file [`DependencyGraph::from_json_str`] reads.
 pub const MAX_GRAPH_JSON_BYTES: usize = 64 << 20;
 
@@ -131,7 +135,8 @@ pub struct Service {
     pub max_replicas: u32,
     /// True when the process holds state that a restart loses.
     pub stateful: bool,
-    /// Known configuration versions, oldest first; the last is the one running.
+    /// Known configuration versions, oldest first; the last is the one running. Empty when
+    /// the history is unknown (services seen only in traces): no rollback can name a version.
     pub config_versions: Vec<String>,
     /// Requests per second the service normally serves, if known from outside the graph.
     pub baseline_rps: Option<f64>,
@@ -151,7 +156,7 @@ impl Service {
             min_replicas: 1,
             max_replicas: 10,
             stateful: kind.stateful_by_default(),
-            config_versions: vec!["v1".to_string()],
+            config_versions: Vec::new(),
             baseline_rps: None,
             unknown: false,
             startup_deps: Vec::new(),
@@ -274,8 +279,9 @@ impl DependencyGraph {
         if let Some(&id) = self.by_name.get(name) {
             return id;
         }
-        self.add_service(Service::new(name, kind))
-            .expect("a new name with default bounds is always accepted")
+        let id = self.graph.add_node(Service::new(name, kind));
+        self.by_name.insert(name.into(), id);
+        id
     }
 
     /// The id of the service called `name`.
@@ -318,17 +324,25 @@ impl DependencyGraph {
     /// Alibaba's `.0` rows). When the pair already has an edge its weight grows; a synchronous kind
     /// replaces an asynchronous one, since a synchronous dependency is the one that propagates
     /// failure.
-    pub fn add_calls(&mut self, from: ServiceId, to: ServiceId, kind: EdgeKind, calls: u64) {
+    ///
+    /// Returns the edge's id (`None` for a self-call), which [`add_calls_on`] and
+    /// [`remove_calls_on`] accept to skip the pair lookup on hot paths.
+    ///
+    /// [`add_calls_on`]: DependencyGraph::add_calls_on
+    /// [`remove_calls_on`]: DependencyGraph::remove_calls_on
+    pub fn add_calls(
+        &mut self,
+        from: ServiceId,
+        to: ServiceId,
+        kind: EdgeKind,
+        calls: u64,
+    ) -> Option<EdgeId> {
         if from == to {
-            return;
+            return None;
         }
         if let Some(&e) = self.edge_index.get(&(from, to)) {
-            let dep = &mut self.graph[e];
-            dep.weight = dep.weight.saturating_add(calls);
-            if !dep.kind.is_sync() && kind.is_sync() {
-                dep.kind = kind;
-            }
-            return;
+            self.add_calls_on(e, kind, calls);
+            return Some(e);
         }
         let e = self.graph.add_edge(
             from,
@@ -340,6 +354,53 @@ impl DependencyGraph {
         );
         self.edge_index.insert((from, to), e);
         self.graph[to].fan_in += 1;
+        Some(e)
+    }
+
+    /// Adds `calls` calls to the live edge `edge` (see [`add_calls`](DependencyGraph::add_calls)).
+    pub fn add_calls_on(&mut self, edge: EdgeId, kind: EdgeKind, calls: u64) {
+        let dep = &mut self.graph[edge];
+        dep.weight = dep.weight.saturating_add(calls);
+        if !dep.kind.is_sync() && kind.is_sync() {
+            dep.kind = kind;
+        }
+    }
+
+    /// Removes `calls` calls from the live edge `edge` (see
+    /// [`remove_calls`](DependencyGraph::remove_calls)).
+    pub fn remove_calls_on(&mut self, edge: EdgeId, calls: u64) -> bool {
+        let Some(dep) = self.graph.edge_weight_mut(edge) else {
+            return false;
+        };
+        dep.weight = dep.weight.saturating_sub(calls);
+        if dep.weight > 0 {
+            return false;
+        }
+        let (from, to) = self
+            .graph
+            .edge_endpoints(edge)
+            .expect("the edge exists: its weight was just read");
+        self.graph.remove_edge(edge);
+        self.edge_index.swap_remove(&(from, to));
+        self.graph[to].fan_in -= 1;
+        true
+    }
+
+    /// Removes every service and edge, keeping the allocated capacity (for rebuilds).
+    pub fn clear(&mut self) {
+        self.graph.clear();
+        self.by_name.clear();
+        self.edge_index.clear();
+    }
+
+    /// An empty graph with room for `services` services and `edges` edges.
+    pub fn with_capacity(window_s: f64, services: usize, edges: usize) -> Self {
+        let mut g = Self::with_window(window_s);
+        g.graph.reserve_nodes(services);
+        g.graph.reserve_edges(edges);
+        g.by_name.reserve(services);
+        g.edge_index.reserve(edges);
+        g
     }
 
     /// Removes `calls` calls from the edge `from → to`; the edge disappears at weight zero and the
@@ -465,16 +526,17 @@ impl DependencyGraph {
             service.max_replicas = s.max_replicas.unwrap_or(10.max(replicas));
             service.stateful = s.stateful.unwrap_or(s.kind.stateful_by_default());
             service.unknown = s.unknown;
-            if let Some(versions) = &s.config_versions {
-                if versions.is_empty() {
+            service.config_versions = match &s.config_versions {
+                Some(versions) if versions.is_empty() => {
                     return Err(InputError::invalid(
                         source_name,
                         path("config_versions"),
                         "needs at least the running version",
                     ));
                 }
-                service.config_versions = versions.clone();
-            }
+                Some(versions) => versions.clone(),
+                None => vec!["v1".to_string()],
+            };
             if let Some(rps) = s.baseline_rps {
                 if !(rps.is_finite() && rps >= 0.0) {
                     return Err(InputError::invalid(
@@ -536,7 +598,8 @@ impl DependencyGraph {
                     min_replicas: Some(s.min_replicas),
                     max_replicas: Some(s.max_replicas),
                     stateful: Some(s.stateful),
-                    config_versions: Some(s.config_versions.clone()),
+                    config_versions: (!s.config_versions.is_empty())
+                        .then(|| s.config_versions.clone()),
                     startup_deps: s
                         .startup_deps
                         .iter()

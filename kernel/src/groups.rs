@@ -24,7 +24,6 @@
 use crate::graph::{DependencyGraph, ServiceId};
 use crate::isa::IncidentId;
 use crate::scope::{RecoveryScope, RestartGroup, ScopeFile};
-use petgraph::visit::{EdgeRef, IntoNodeReferences};
 
 /// Inference parameters (DESIGN §3 defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +56,18 @@ pub struct Inference {
     frontier: Vec<ServiceId>,
     adjacency: Vec<Vec<u32>>,
     tarjan: Tarjan,
+    scratch: OrderScratch,
+}
+
+/// Buffers for ordering the groups, reused across queries.
+#[derive(Debug, Default)]
+struct OrderScratch {
+    condensed: Vec<(u32, u32)>,
+    by_dependency: Vec<(u32, u32)>,
+    rank: Vec<u32>,
+    waiting: Vec<usize>,
+    position: Vec<usize>,
+    ready: std::collections::BinaryHeap<std::cmp::Reverse<(u32, u32)>>,
 }
 
 /// Result of one inference.
@@ -199,7 +210,9 @@ impl Inference {
         for &(_, b) in &pairs {
             indegree[b as usize] += 1;
         }
-        let mut stack: Vec<u32> = (0..n as u32).filter(|&v| indegree[v as usize] == 0).collect();
+        let mut stack: Vec<u32> = (0..n as u32)
+            .filter(|&v| indegree[v as usize] == 0)
+            .collect();
         let mut done = vec![false; n];
         while let Some(v) = stack.pop() {
             done[v as usize] = true;
@@ -273,49 +286,57 @@ impl Inference {
         let n = self.members.len();
         let k = self.tarjan.count;
         let comp = &self.tarjan.component;
-        // Condensation edges: `deps[c]` are the components component `c` depends on.
-        let mut deps: Vec<Vec<u32>> = vec![Vec::new(); k];
+        // Condensation edges as (dependent component, dependency component), deduplicated.
+        let cond = &mut self.scratch.condensed;
+        cond.clear();
         for (i, adj) in self.adjacency[..n].iter().enumerate() {
             for &j in adj {
                 let (ci, cj) = (comp[i], comp[j as usize]);
                 if ci != cj {
-                    deps[ci as usize].push(cj);
+                    cond.push((ci, cj));
                 }
             }
         }
+        cond.sort_unstable();
+        cond.dedup();
         // BFS rank of a component = rank of its first-admitted member (members are in BFS order).
-        let mut rank = vec![u32::MAX; k];
+        let rank = &mut self.scratch.rank;
+        rank.clear();
+        rank.resize(k, u32::MAX);
         for i in (0..n).rev() {
             rank[comp[i] as usize] = i as u32;
         }
-        // Kahn, callees first, ready components taken by BFS rank.
-        let mut waiting: Vec<usize> = deps
-            .iter_mut()
-            .map(|d| {
-                d.sort_unstable();
-                d.dedup();
-                d.len()
-            })
-            .collect();
-        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); k];
-        for (c, d) in deps.iter().enumerate() {
-            for &x in d {
-                dependents[x as usize].push(c as u32);
-            }
+        // Kahn, callees first, ready components taken by BFS rank. `waiting[c]` counts the
+        // dependencies of c not yet placed; dependents are found through `by_dependency`.
+        let waiting = &mut self.scratch.waiting;
+        waiting.clear();
+        waiting.resize(k, 0);
+        for &(c, _) in cond.iter() {
+            waiting[c as usize] += 1;
         }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(u32, u32)>> = (0..k)
-            .filter(|&c| waiting[c] == 0)
-            .map(|c| std::cmp::Reverse((rank[c], c as u32)))
-            .collect();
-        let mut position = vec![0usize; k];
+        let by_dep = &mut self.scratch.by_dependency;
+        by_dep.clear();
+        by_dep.extend(cond.iter().map(|&(c, d)| (d, c)));
+        by_dep.sort_unstable();
+        let ready = &mut self.scratch.ready;
+        ready.clear();
+        ready.extend(
+            (0..k)
+                .filter(|&c| waiting[c] == 0)
+                .map(|c| std::cmp::Reverse((rank[c], c as u32))),
+        );
+        let position = &mut self.scratch.position;
+        position.clear();
+        position.resize(k, 0);
         let mut placed = 0;
         while let Some(std::cmp::Reverse((_, c))) = ready.pop() {
             position[c as usize] = placed;
             placed += 1;
-            for &d in &dependents[c as usize] {
-                waiting[d as usize] -= 1;
-                if waiting[d as usize] == 0 {
-                    ready.push(std::cmp::Reverse((rank[d as usize], d)));
+            let from = by_dep.partition_point(|&(d, _)| d < c);
+            for &(_, dependent) in by_dep[from..].iter().take_while(|&&(d, _)| d == c) {
+                waiting[dependent as usize] -= 1;
+                if waiting[dependent as usize] == 0 {
+                    ready.push(std::cmp::Reverse((rank[dependent as usize], dependent)));
                 }
             }
         }
@@ -330,12 +351,10 @@ impl Inference {
         for (i, &id) in self.members.iter().enumerate() {
             groups[position[comp[i] as usize]].members.push(name(id));
         }
-        let mut order: Vec<(usize, usize)> = Vec::new();
-        for (c, d) in deps.iter().enumerate() {
-            for &x in d {
-                order.push((position[x as usize], position[c]));
-            }
-        }
+        let mut order: Vec<(usize, usize)> = cond
+            .iter()
+            .map(|&(c, d)| (position[d as usize], position[c as usize]))
+            .collect();
         order.sort_unstable();
         let startup_order = self.startup_pairs(graph);
         ScopeFile {
@@ -350,7 +369,13 @@ impl Inference {
                 .filter(|&&id| graph.fan_in(id) > config.hub_fan_in)
                 .map(|&id| name(id))
                 .collect(),
-            truncated: self.frontier.iter().map(|&id| name(id)).collect(),
+            truncated: self
+                .frontier
+                .iter()
+                .take(crate::scope::MAX_TRUNCATED_LISTED)
+                .map(|&id| name(id))
+                .collect(),
+            truncated_total: (!self.frontier.is_empty()).then_some(self.frontier.len()),
             layers: None,
         }
     }
@@ -430,34 +455,6 @@ impl Tarjan {
     }
 }
 
-/// Every service's blast radius: how many other services transitively call it over
-/// synchronous edges (the services a restart of it can disrupt). Indexed like the graph's
-/// services in id order.
-pub fn blast_radii(graph: &DependencyGraph) -> Vec<usize> {
-    let g = graph.petgraph();
-    let bound = graph.id_bound();
-    let mut stamp = vec![usize::MAX; bound];
-    let mut stack = Vec::new();
-    let mut out = Vec::with_capacity(graph.service_count());
-    for (start, _) in g.node_references() {
-        let mut count = 0;
-        stamp[start.index()] = start.index();
-        stack.push(start);
-        while let Some(v) = stack.pop() {
-            for e in g.edges_directed(v, petgraph::Direction::Incoming) {
-                let u = e.source();
-                if e.weight().kind.is_sync() && stamp[u.index()] != start.index() {
-                    stamp[u.index()] = start.index();
-                    count += 1;
-                    stack.push(u);
-                }
-            }
-        }
-        out.push(count);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,7 +486,12 @@ mod tests {
     fn chain_restarts_callees_first() {
         let g = graph(&[("a", "b", 1), ("b", "c", 1), ("x", "a", 1)]);
         let r = infer(&g, "a", 30);
-        let names: Vec<&str> = r.scope.groups().iter().map(|g| g.members[0].as_str()).collect();
+        let names: Vec<&str> = r
+            .scope
+            .groups()
+            .iter()
+            .map(|g| g.members[0].as_str())
+            .collect();
         assert_eq!(names, ["c", "b", "a"]);
         assert!(!r.truncated);
         assert!(!r.scope.contains("x"), "callers are not in scope");
@@ -498,7 +500,12 @@ mod tests {
 
     #[test]
     fn cap_keeps_heaviest_callees_and_reports_the_rest() {
-        let g = graph(&[("s", "light", 1), ("s", "heavy", 100), ("s", "mid", 10), ("heavy", "deep", 5)]);
+        let g = graph(&[
+            ("s", "light", 1),
+            ("s", "heavy", 100),
+            ("s", "mid", 10),
+            ("heavy", "deep", 5),
+        ]);
         let r = infer(&g, "s", 3);
         assert!(r.truncated);
         let mut members: Vec<&str> = r.scope.services().collect();
@@ -524,18 +531,9 @@ mod tests {
         assert_eq!(t.count, 2);
         assert_eq!(t.component[3], t.component[4]);
         assert_eq!(t.component[0], t.component[2]);
-        assert!(t.component[3] < t.component[0], "callee component completes first");
-    }
-
-    #[test]
-    fn blast_radius_counts_transitive_sync_callers() {
-        let mut g = graph(&[("a", "b", 1), ("b", "c", 1), ("d", "c", 1)]);
-        let e = g.ensure_service("e", ServiceKind::Stateless);
-        let c = g.id("c").unwrap();
-        g.add_calls(e, c, EdgeKind::Mq, 1);
-        let names: Vec<String> = g.services().map(|(_, s)| s.name.clone()).collect();
-        let radii = blast_radii(&g);
-        let of = |n: &str| radii[names.iter().position(|x| x == n).unwrap()];
-        assert_eq!((of("a"), of("b"), of("c"), of("d")), (0, 1, 3, 0));
+        assert!(
+            t.component[3] < t.component[0],
+            "callee component completes first"
+        );
     }
 }

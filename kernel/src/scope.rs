@@ -35,6 +35,9 @@ use std::collections::BTreeSet;
 /// Largest scope file read, in bytes.
 pub const MAX_SCOPE_JSON_BYTES: usize = 4 << 20;
 
+/// Most truncated services a scope lists by name (the total is counted separately).
+pub const MAX_TRUNCATED_LISTED: usize = 8;
+
 /// A restart-coupled group: services that restart together (a strongly connected component of
 /// the scope, including start-up couplings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,9 +66,13 @@ pub struct ScopeFile {
     /// Hubs: restarting them needs a drain before and a restore after.
     #[serde(default)]
     pub requires_drain: Vec<String>,
-    /// Reachable services left out because the scope hit its size cap.
+    /// Reachable services left out because the scope hit its size cap: callees of members
+    /// outside the scope, at most [`MAX_TRUNCATED_LISTED`] of them by name.
     #[serde(default)]
     pub truncated: Vec<String>,
+    /// How many such callees there were in all (≥ `truncated.len()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_total: Option<usize>,
     /// Parallel layers of groups, derived from `order`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<Vec<usize>>>,
@@ -87,19 +94,22 @@ pub struct RecoveryScope {
     file: ScopeFile,
     layers: Vec<Vec<usize>>,
     slots: IndexMap<String, ScopeSlot, FxBuildHasher>,
-    /// Bit `a` of `before[b]` is set when group `a` must restart before group `b`
-    /// (transitively). Bitsets keep the hot validation path free of lookups.
-    before: Vec<Vec<u64>>,
+    /// Bit `a` of row `b` (`words` u64s per row) is set when group `a` must restart before
+    /// group `b` (transitively). Bitsets keep the hot validation path free of lookups.
+    before: Vec<u64>,
+    words: usize,
     /// Transitive start-up order pairs inside groups.
     startup_before: BTreeSet<(String, String)>,
-    truncated: BTreeSet<String>,
 }
 
 impl RecoveryScope {
     /// Checks a scope file and derives layers and the restart-order relation.
     pub fn new(file: ScopeFile) -> Result<Self, (String, String)> {
+        // Flat buffers throughout: inference builds a scope per query, so this is a hot path.
         let err = |path: String, msg: String| Err((path, msg));
-        let mut group_of: IndexMap<String, usize, FxBuildHasher> = IndexMap::default();
+        let members: usize = file.groups.iter().map(|g| g.members.len()).sum();
+        let mut slots: IndexMap<String, ScopeSlot, FxBuildHasher> =
+            IndexMap::with_capacity_and_hasher(members, FxBuildHasher);
         for (g, group) in file.groups.iter().enumerate() {
             if group.members.is_empty() {
                 return err(
@@ -108,7 +118,11 @@ impl RecoveryScope {
                 );
             }
             for (m, name) in group.members.iter().enumerate() {
-                if group_of.insert(name.clone(), g).is_some() {
+                let slot = ScopeSlot {
+                    group: g,
+                    requires_drain: false,
+                };
+                if slots.insert(name.clone(), slot).is_some() {
                     return err(
                         format!("groups[{g}].members[{m}]"),
                         format!("`{name}` is in more than one group"),
@@ -117,7 +131,6 @@ impl RecoveryScope {
             }
         }
         let n = file.groups.len();
-        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, &(a, b)) in file.order.iter().enumerate() {
             if a >= n || b >= n || a == b {
                 return err(
@@ -125,22 +138,28 @@ impl RecoveryScope {
                     format!("[{a}, {b}] must name two different groups of the {n}"),
                 );
             }
-            preds[b].push(a);
         }
-        // Kahn's algorithm gives a topological order (or finds a cycle) and longest-path layers.
-        let mut indegree: Vec<usize> = preds.iter().map(Vec::len).collect();
-        let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (b, ps) in preds.iter().enumerate() {
-            for &a in ps {
-                succs[a].push(b);
-            }
+        // Kahn's algorithm over the order pairs sorted by source (a CSR adjacency) gives a
+        // topological order, or finds a cycle, and longest-path layers.
+        let mut by_source: Vec<(usize, usize)> = file.order.clone();
+        by_source.sort_unstable();
+        let mut first_out = vec![0usize; n + 1];
+        for &(a, _) in &by_source {
+            first_out[a + 1] += 1;
+        }
+        for g in 0..n {
+            first_out[g + 1] += first_out[g];
+        }
+        let mut indegree = vec![0usize; n];
+        for &(_, b) in &by_source {
+            indegree[b] += 1;
         }
         let mut layer_of = vec![0usize; n];
         let mut ready: Vec<usize> = (0..n).filter(|&g| indegree[g] == 0).collect();
         let mut topo = Vec::with_capacity(n);
         while let Some(g) = ready.pop() {
             topo.push(g);
-            for &s in &succs[g] {
+            for &(_, s) in &by_source[first_out[g]..first_out[g + 1]] {
                 layer_of[s] = layer_of[s].max(layer_of[g] + 1);
                 indegree[s] -= 1;
                 if indegree[s] == 0 {
@@ -151,17 +170,17 @@ impl RecoveryScope {
         if topo.len() != n {
             return err("order".into(), "the order constraints form a cycle".into());
         }
-        let words = n.div_ceil(64);
-        let mut before: Vec<Vec<u64>> = vec![vec![0; words]; n];
+        // before[g] = every group that must restart before g, as bits; in topological order
+        // each group passes its own bit and set to its successors.
+        let words = n.div_ceil(64).max(1);
+        let mut before = vec![0u64; n * words];
         for &g in &topo {
-            let mut acc = vec![0u64; words];
-            for &a in &preds[g] {
-                acc[a / 64] |= 1 << (a % 64);
-                for (w, bits) in acc.iter_mut().zip(&before[a]) {
-                    *w |= bits;
+            for &(_, s) in &by_source[first_out[g]..first_out[g + 1]] {
+                for w in 0..words {
+                    before[s * words + w] |= before[g * words + w];
                 }
+                before[s * words + g / 64] |= 1 << (g % 64);
             }
-            before[g] = acc;
         }
         let depth = layer_of.iter().copied().max().map_or(0, |d| d + 1);
         let mut layers = vec![Vec::new(); depth];
@@ -178,8 +197,8 @@ impl RecoveryScope {
         }
         let mut startup_before = BTreeSet::new();
         for (i, (x, y)) in file.startup_order.iter().enumerate() {
-            match (group_of.get(x), group_of.get(y)) {
-                (Some(gx), Some(gy)) if gx == gy && x != y => {
+            match (slots.get(x), slots.get(y)) {
+                (Some(gx), Some(gy)) if gx.group == gy.group && x != y => {
                     startup_before.insert((x.clone(), y.clone()));
                 }
                 _ => {
@@ -214,44 +233,36 @@ impl RecoveryScope {
             );
         }
         for (i, hub) in file.requires_drain.iter().enumerate() {
-            if !group_of.contains_key(hub) {
-                return err(
-                    format!("requires_drain[{i}]"),
-                    format!("`{hub}` is not in the scope"),
-                );
+            match slots.get_mut(hub) {
+                Some(slot) => slot.requires_drain = true,
+                None => {
+                    return err(
+                        format!("requires_drain[{i}]"),
+                        format!("`{hub}` is not in the scope"),
+                    );
+                }
             }
         }
         for (i, name) in file.truncated.iter().enumerate() {
-            if group_of.contains_key(name) {
+            if slots.contains_key(name) {
                 return err(
                     format!("truncated[{i}]"),
                     format!("`{name}` is both in scope and truncated"),
                 );
             }
         }
-        if !file.symptom.is_empty() && !group_of.contains_key(&file.symptom) {
+        if !file.symptom.is_empty() && !slots.contains_key(&file.symptom) {
             return err(
                 "symptom".into(),
                 format!("symptom `{}` is not in the scope", file.symptom),
             );
         }
-        let hubs: BTreeSet<&String> = file.requires_drain.iter().collect();
-        let slots = group_of
-            .iter()
-            .map(|(name, &group)| {
-                let slot = ScopeSlot {
-                    group,
-                    requires_drain: hubs.contains(name),
-                };
-                (name.clone(), slot)
-            })
-            .collect();
         Ok(RecoveryScope {
-            truncated: file.truncated.iter().cloned().collect(),
             file,
             layers,
             slots,
             before,
+            words,
             startup_before,
         })
     }
@@ -314,9 +325,10 @@ impl RecoveryScope {
 
     /// Whether group `first` must finish restarting before group `second` starts.
     pub fn group_precedes(&self, first: usize, second: usize) -> bool {
-        self.before
-            .get(second)
-            .is_some_and(|bits| bits[first / 64] & (1 << (first % 64)) != 0)
+        let n = self.file.groups.len();
+        first < n
+            && second < n
+            && self.before[second * self.words + first / 64] & (1 << (first % 64)) != 0
     }
 
     /// Whether, inside one group, `second` reads `first` at start-up (directly or not).
@@ -329,7 +341,12 @@ impl RecoveryScope {
 
     /// Whether `service` was reachable but cut by the size cap.
     pub fn is_truncated(&self, service: &str) -> bool {
-        self.truncated.contains(service)
+        self.file.truncated.iter().any(|t| t == service)
+    }
+
+    /// Whether the size cap cut the scope (some callees of members were left out).
+    pub fn was_truncated(&self) -> bool {
+        !self.file.truncated.is_empty() || self.file.truncated_total.is_some_and(|n| n > 0)
     }
 
     /// Truncated services.

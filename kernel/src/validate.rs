@@ -456,6 +456,11 @@ fn check_step(
                 "reachable from `{}` but cut by the scope's size cap",
                 scope.symptom()
             )
+        } else if scope.was_truncated() {
+            format!(
+                "not in the scope of `{}` (which the size cap truncated)",
+                scope.symptom()
+            )
         } else {
             format!("not downstream of the symptom `{}`", scope.symptom())
         };

@@ -158,7 +158,10 @@ fn golden_hub_needs_a_drain_and_the_cap_truncates() {
     // With room for two services, the heavier callee (the cache, 100 calls) wins over auth (4).
     let small = infer_capped(&g, "app-03", 2);
     assert!(small.truncated);
-    assert_eq!(small.scope.services().collect::<Vec<_>>(), ["app-03-cache", "app-03"]);
+    assert_eq!(
+        small.scope.services().collect::<Vec<_>>(),
+        ["app-03-cache", "app-03"]
+    );
     assert_eq!(small.scope.truncated(), ["auth"]);
 }
 
@@ -173,7 +176,8 @@ fn random_graph(seed: u64) -> DependencyGraph {
         .collect();
     for _ in 0..rng.random_range(0..3 * n) {
         let (a, b) = (ids[rng.random_range(0..n)], ids[rng.random_range(0..n)]);
-        let kind = [EdgeKind::Rpc, EdgeKind::Cache, EdgeKind::Db, EdgeKind::Mq][rng.random_range(0..4)];
+        let kind =
+            [EdgeKind::Rpc, EdgeKind::Cache, EdgeKind::Db, EdgeKind::Mq][rng.random_range(0..4)];
         g.add_calls(a, b, kind, rng.random_range(1..100));
     }
     for _ in 0..rng.random_range(0..3) {

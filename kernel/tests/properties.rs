@@ -125,6 +125,7 @@ fn world(seed: u64) -> World {
         startup_order,
         requires_drain,
         truncated: outside[..1].to_vec(),
+        truncated_total: None,
         layers: None,
     };
     let scope = RecoveryScope::new(file.clone()).expect("generated scopes are consistent");

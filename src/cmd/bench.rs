@@ -2,8 +2,12 @@
 //! Run them from a release build (`cargo run --release -- bench …`).
 
 use clap::Subcommand;
+use kernel::groups::{GroupConfig, Inference};
+use kernel::isa::IncidentId;
 use kernel::validate::{KernelView, validate};
-use microreboot_benches::{percentiles, validate_fixture};
+use microreboot_benches::{
+    alibaba_csv, infer_fixtures, percentiles, rebuild, rebuild_target, validate_fixture,
+};
 use std::hint::black_box;
 use std::process::ExitCode;
 
@@ -18,6 +22,23 @@ pub enum Bench {
         #[arg(long, default_value_t = 100_000)]
         calls: u64,
     },
+    /// Recovery-group inference on the Alibaba-like (5,459) and Meta-like (392) graphs: queries
+    /// on the maintained graph, rebuild-from-window-spans then query, and Alibaba CSV
+    /// ingestion throughput.
+    Infer {
+        /// Queries on the maintained graph, per graph.
+        #[arg(long, default_value_t = 10_000)]
+        queries: u64,
+        /// Rebuild-then-query rounds, per graph.
+        #[arg(long, default_value_t = 10_000)]
+        rebuilds: u64,
+        /// Calls in one window (spread over the edges by weight, at least one per edge).
+        #[arg(long, default_value_t = 50_000)]
+        window_calls: usize,
+        /// Rows of synthetic Alibaba CSV for the ingestion measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        ingest_rows: usize,
+    },
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
@@ -30,12 +51,100 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let p = percentiles(calls, || {
                 black_box(validate(black_box(&f.plan), &f.graph, &f.scope, &view));
             });
-            println!(
+            outln!(
                 "validate: {}-step plan, {services}-service graph, {}-service scope: {p}",
                 f.plan.step_count(),
                 f.scope.len()
             );
         }
+        Bench::Infer {
+            queries,
+            rebuilds,
+            window_calls,
+            ingest_rows,
+        } => bench_infer(queries, rebuilds, window_calls, ingest_rows)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_infer(
+    queries: u64,
+    rebuilds: u64,
+    window_calls: usize,
+    ingest_rows: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        queries > 0 && rebuilds > 0,
+        "--queries and --rebuilds must be positive"
+    );
+    let incident = IncidentId::try_from("bench").expect("valid id");
+    for f in infer_fixtures(queries as usize, window_calls) {
+        let mut inference = Inference::new();
+        let mut i = 0;
+        let mut scope_total = 0usize;
+        let query = percentiles(queries, || {
+            let r = inference.infer(
+                &f.graph,
+                f.symptoms[i % f.symptoms.len()],
+                incident.clone(),
+                GroupConfig::default(),
+            );
+            scope_total += r.scope.len();
+            i += 1;
+        });
+        outln!(
+            "{} ({}): query on the maintained graph: {query}; mean scope {:.1} services",
+            f.name,
+            f.graph,
+            scope_total as f64 / i.max(1) as f64
+        );
+        let mut j = 0;
+        let mut w = rebuild_target(&f.graph);
+        let rebuild_query = percentiles(rebuilds, || {
+            rebuild(&mut w, &f.window);
+            let name = &f.graph.service(f.symptoms[j % f.symptoms.len()]).name;
+            if let Some(s) = w.graph().id(name) {
+                black_box(inference.infer(w.graph(), s, incident.clone(), GroupConfig::default()));
+            }
+            j += 1;
+        });
+        outln!(
+            "{}: rebuild from a {}-call window, then query: {rebuild_query}",
+            f.name,
+            f.window.len()
+        );
+    }
+    let graph = traces::synth::alibaba_like(1);
+    let csv = alibaba_csv(&graph, ingest_rows, 3);
+    let mut best = f64::INFINITY;
+    let mut calls = 0;
+    for _ in 0..3 {
+        let mut w = traces::WindowedGraph::new(Some(60_000_000));
+        let elapsed = wall_clock(|| {
+            traces::alibaba::read(
+                &csv[..],
+                "synthetic",
+                traces::IngestOptions::default(),
+                &mut |c| w.ingest(c),
+            )
+            .map(|s| calls = s.calls)
+        })?;
+        best = best.min(elapsed);
+    }
+    outln!(
+        "ingest: {ingest_rows} Alibaba v2022 CSV rows ({:.0} MB, 20% duplicate rows) parsed and windowed \
+         on one core in {:.3} s: {:.2} M rows/s ({calls} calls)",
+        csv.len() as f64 / 1e6,
+        best,
+        ingest_rows as f64 / best / 1e6
+    );
+    Ok(())
+}
+
+/// Seconds `f` takes by the wall clock (best of the caller's repetitions is taken outside).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<f64, E> {
+    let start = std::time::Instant::now();
+    f()?;
+    Ok(start.elapsed().as_secs_f64())
 }

@@ -1,6 +1,18 @@
 //! Subcommand definitions and dispatch.
 
+/// `println!` that reports a closed stdout (`microreboot … | head`) as an error instead of
+/// panicking; `main` turns a broken pipe into a quiet exit.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 mod bench;
+mod graph;
+mod infer;
+mod source;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +32,11 @@ pub struct Cli {
 enum Command {
     /// Validate a remediation plan against a dependency graph and an incident's recovery scope.
     Validate(validate::Args),
+    /// Infer recovery groups (scope, restart order, hubs) from traces or a graph.
+    Infer(infer::Args),
+    /// Dependency-graph statistics and export.
+    #[command(subcommand)]
+    Graph(graph::Graph),
     /// Measure tail latencies (run with --release).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -30,6 +47,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Bench(b) => bench::run(b),
+        Command::Infer(args) => infer::run(args),
+        Command::Graph(g) => graph::run(g),
     }
 }
 

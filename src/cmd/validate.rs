@@ -35,9 +35,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "incident": verdict.incident,
             "violations": verdict.violations,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{verdict}");
+        outln!("{verdict}");
     }
     Ok(if verdict.accepted() {
         ExitCode::SUCCESS

@@ -1,0 +1,136 @@
+//! `microreboot infer` and `microreboot graph` end to end.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/traces")
+        .join(rel)
+}
+
+fn microreboot(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_microreboot"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn infer_from_the_deathstarbench_jaeger_export() {
+    let trace = shared("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
+    let trace = trace.to_str().unwrap();
+    let (code, out, err) = microreboot(&[
+        "infer",
+        "--trace",
+        trace,
+        "--symptom",
+        "home-timeline-service",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("layer 0: [home-timeline-redis] [post-storage-memcached]"),
+        "{out}"
+    );
+    assert!(out.contains("layer 2: [home-timeline-service]"), "{out}");
+
+    let (code, out, _) = microreboot(&[
+        "infer",
+        "--trace",
+        trace,
+        "--symptom",
+        "home-timeline-service",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let scope: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(scope["groups"].as_array().unwrap().len(), 4);
+    assert_eq!(scope["is_truncated"], false);
+
+    let (code, out, _) = microreboot(&["infer", "--trace", trace, "--all", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 5, "one scope per service");
+}
+
+#[test]
+fn infer_errors_are_clear() {
+    let trace = shared("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
+    let trace = trace.to_str().unwrap();
+    let (code, _, err) = microreboot(&["infer", "--trace", trace, "--symptom", "home-timeline"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("did you mean one of: home-timeline-service, home-timeline-redis"),
+        "{err}"
+    );
+    let (code, _, err) = microreboot(&[
+        "infer",
+        "--trace",
+        trace,
+        "--symptom",
+        "x",
+        "--window",
+        "soon",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a window length"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "traceid,timestamp,rpcid,um,rpctype,dm,interface,rt\nt,1,0.1,a,rpc,b,i,None\n",
+    )
+    .unwrap();
+    let (code, _, err) =
+        microreboot(&["infer", "--trace", bad.to_str().unwrap(), "--symptom", "a"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.csv:2: field `rt`"), "{err}");
+    let (code, out, _) = microreboot(&[
+        "infer",
+        "--trace",
+        bad.to_str().unwrap(),
+        "--symptom",
+        "a",
+        "--lenient",
+        "--window",
+        "all",
+    ]);
+    assert_eq!(
+        code, 2,
+        "the only row was skipped, so `a` is unknown: {out}"
+    );
+    assert!(out.contains("1 malformed skipped"), "{out}");
+}
+
+#[test]
+fn graph_stats_and_export_round_trip() {
+    let (code, out, err) = microreboot(&["graph", "stats", "--generate", "meta", "--seed", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("services        392"), "{out}");
+    assert!(out.contains("blast radius"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("meta.json");
+    let (code, _, err) = microreboot(&[
+        "graph",
+        "export",
+        "--generate",
+        "meta",
+        "--seed",
+        "3",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, again, _) = microreboot(&["graph", "stats", "--graph", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let tail = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        tail(&out),
+        tail(&again),
+        "exported graph has the same shape"
+    );
+}

@@ -1,0 +1,201 @@
+//! Zipkin v2 JSON: an array of spans (`POST /api/v2/spans`, `GET /api/v2/trace/{id}`) or an
+//! array of traces, each an array of spans (`GET /api/v2/traces`). One document or several.
+//! Nested trace arrays are converted one at a time; a flat span array is grouped by `traceId`
+//! and converted at the end of its document.
+//!
+//! Per span: `traceId`, `id`, `parentId`, `kind`, `name`, `timestamp` (µs),
+//! `localEndpoint.serviceName`, `remoteEndpoint.serviceName` (the only trace of an
+//! uninstrumented dependency), `shared` (B3 shared server spans), and the tags `db.system`,
+//! `peer.service`.
+
+use crate::json_stream::{Documents, each_document};
+use crate::spans::{Span, SpanKind, TraceAssembler, emit_trace, normalise_id};
+use crate::{Call, IngestOptions, IngestSummary, Location, TraceError};
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::BufRead;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Element {
+    Trace(Vec<ZSpan>),
+    Span(Box<ZSpan>),
+}
+
+#[derive(Deserialize)]
+struct ZSpan {
+    #[serde(rename = "traceId", default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "parentId", default)]
+    parent_id: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timestamp: Option<u64>,
+    #[serde(rename = "localEndpoint", default)]
+    local: Option<ZEndpoint>,
+    #[serde(rename = "remoteEndpoint", default)]
+    remote: Option<ZEndpoint>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    shared: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ZEndpoint {
+    #[serde(rename = "serviceName", default)]
+    service_name: Option<String>,
+}
+
+/// Reads Zipkin v2 JSON, handing every call to `sink`.
+pub fn read(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    sink: &mut dyn FnMut(&Call<'_>),
+) -> Result<IngestSummary, TraceError> {
+    let mut docs = Documents::new(input, source);
+    let mut summary = IngestSummary::default();
+    each_document(&mut docs, options, &mut summary, |docs, summary| {
+        let mut state = State {
+            source,
+            line: docs.line(),
+            options,
+            summary,
+            sink: &mut *sink,
+            flat: TraceAssembler::default(),
+            index: 0,
+            failure: None,
+        };
+        docs.parse(Elements(&mut state))?;
+        let State {
+            summary,
+            sink,
+            mut flat,
+            failure,
+            ..
+        } = state;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        flat.flush(summary, sink);
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+struct State<'s> {
+    source: &'s str,
+    line: u64,
+    options: IngestOptions,
+    summary: &'s mut IngestSummary,
+    sink: &'s mut dyn FnMut(&Call<'_>),
+    flat: TraceAssembler,
+    index: usize,
+    failure: Option<TraceError>,
+}
+
+impl State<'_> {
+    fn element(&mut self, element: Element) {
+        let at = self.index;
+        self.index += 1;
+        if self.failure.is_some() {
+            return;
+        }
+        match element {
+            Element::Span(z) => {
+                if let Some(span) = self.convert(*z, format!("[{at}]")) {
+                    self.flat.push(span);
+                }
+            }
+            Element::Trace(zs) => {
+                let mut spans = Vec::with_capacity(zs.len());
+                for (i, z) in zs.into_iter().enumerate() {
+                    if let Some(span) = self.convert(z, format!("[{at}][{i}]")) {
+                        spans.push(span);
+                    }
+                }
+                emit_trace(&mut spans, self.summary, &mut *self.sink);
+            }
+        }
+    }
+
+    fn convert(&mut self, z: ZSpan, path: String) -> Option<Span> {
+        let problem = |field: &str, message: &str| (format!("{path}.{field}"), message.to_string());
+        let result = (|| {
+            let trace_id = z.trace_id.ok_or_else(|| problem("traceId", "missing"))?;
+            let span_id = z.id.ok_or_else(|| problem("id", "missing"))?;
+            let service = z
+                .local
+                .and_then(|e| e.service_name)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| problem("localEndpoint.serviceName", "missing"))?;
+            let peer = z.tags.get("peer.service").cloned().or_else(|| {
+                z.remote
+                    .and_then(|e| e.service_name)
+                    .filter(|n| !n.is_empty())
+            });
+            Ok(Span {
+                trace_id: normalise_id(&trace_id),
+                span_id: normalise_id(&span_id),
+                parent_id: z.parent_id.as_deref().map(normalise_id),
+                service,
+                name: z.name.unwrap_or_default(),
+                kind: z
+                    .kind
+                    .as_deref()
+                    .map_or(SpanKind::Unspecified, SpanKind::parse),
+                start_us: z.timestamp.unwrap_or(0),
+                shared: z.shared.unwrap_or(false),
+                peer,
+                db_system: z.tags.get("db.system").cloned(),
+            })
+        })();
+        match result {
+            Ok(span) => Some(span),
+            Err((field, message)) => {
+                self.summary.records += 1;
+                let e = TraceError::new(
+                    self.source,
+                    Location::Line(self.line),
+                    field,
+                    "incomplete span",
+                    message,
+                );
+                if let Err(e) = self.summary.malformed(self.options, e) {
+                    self.failure = Some(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+struct Elements<'a, 's>(&'a mut State<'s>);
+
+impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Zipkin v2 array of spans or of traces")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(element) = seq.next_element::<Element>()? {
+            self.0.element(element);
+        }
+        Ok(())
+    }
+}

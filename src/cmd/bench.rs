@@ -39,6 +39,21 @@ pub enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         ingest_rows: usize,
     },
+    /// Simulator speed: socialNetwork at `--rate` for `--duration` virtual seconds.
+    Sim {
+        /// Network backend.
+        #[arg(long, value_enum, default_value_t = super::sim::Backend::Des)]
+        backend: super::sim::Backend,
+        /// Virtual seconds.
+        #[arg(long, default_value_t = 600.0)]
+        duration: f64,
+        /// Requests per second.
+        #[arg(long, default_value_t = 300.0)]
+        rate: f64,
+        /// Runs (the best and worst are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
@@ -63,6 +78,12 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             window_calls,
             ingest_rows,
         } => bench_infer(queries, rebuilds, window_calls, ingest_rows)?,
+        Bench::Sim {
+            backend,
+            duration,
+            rate,
+            runs,
+        } => bench_sim(backend, duration, rate, runs)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -137,6 +158,61 @@ fn bench_infer(
         csv.len() as f64 / 1e6,
         best,
         ingest_rows as f64 / best / 1e6
+    );
+    Ok(())
+}
+
+fn bench_sim(
+    backend: super::sim::Backend,
+    duration: f64,
+    rate: f64,
+    runs: u32,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        duration > 0.0 && runs > 0,
+        "--duration and --runs must be positive"
+    );
+    let spec = deathstarbench::load("socialNetwork", &deathstarbench::Deployment::default())?;
+    let cfg = sim::SimConfig {
+        rate_rps: rate,
+        ..sim::SimConfig::default()
+    };
+    let end = kernel::VirtualTime((duration * 1e6) as u64);
+    let mut times = Vec::new();
+    let mut events = 0;
+    for _ in 0..runs {
+        let spec = spec.clone();
+        let elapsed = match backend {
+            super::sim::Backend::Des => {
+                let mut s = sim::Sim::new(spec, cfg)?;
+                let t = wall_clock(|| s.run_until(end))?;
+                events = s.events_processed();
+                t
+            }
+            super::sim::Backend::Turmoil => {
+                let nodes = spec.services.len() + 1;
+                let net = sim::turmoil_net::TurmoilNetwork::new(
+                    nodes,
+                    cfg.seed,
+                    std::time::Duration::from_micros(500),
+                    std::time::Duration::ZERO,
+                    std::time::Duration::from_micros(1),
+                );
+                let mut s = sim::Sim::with_network(spec, cfg, net)?;
+                let t = wall_clock(|| s.run_until(end))?;
+                events = s.events_processed();
+                t
+            }
+        };
+        times.push(elapsed);
+    }
+    times.sort_by(f64::total_cmp);
+    outln!(
+        "sim ({backend:?}): socialNetwork, {rate} rps, {duration} virtual s, {events} events: \
+         {:.3}-{:.3} s wall over {runs} run(s), {:.0}x real time at best",
+        times[0],
+        times[times.len() - 1],
+        duration / times[0]
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ macro_rules! outln {
 mod bench;
 mod graph;
 mod infer;
+mod sim;
 mod source;
 mod validate;
 
@@ -37,6 +38,8 @@ enum Command {
     /// Dependency-graph statistics and export.
     #[command(subcommand)]
     Graph(graph::Graph),
+    /// Simulate an application under load with an optional fault; write per-second metrics.
+    Sim(sim::Args),
     /// Measure tail latencies (run with --release).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(b) => bench::run(b),
         Command::Infer(args) => infer::run(args),
         Command::Graph(g) => graph::run(g),
+        Command::Sim(args) => sim::run(args),
     }
 }
 

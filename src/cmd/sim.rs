@@ -1,0 +1,241 @@
+//! `microreboot sim`: one simulated scenario — an application under load, optionally a fault —
+//! written out as per-second metrics.
+
+use super::read_text;
+use faults::{FAULT_TYPES, FaultInjector, FaultSchedule, run_with_faults};
+use kernel::VirtualTime;
+use sim::rng::{self, Stream};
+use sim::spec::AppSpec;
+use sim::turmoil_net::TurmoilNetwork;
+use sim::{Network, ScopeKind, Sim, SimConfig};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Network backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The event-driven core's network (µs resolution).
+    Des,
+    /// turmoil: real UDP datagrams between one host per service (0.5 ms ticks).
+    Turmoil,
+}
+
+/// Where the application comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppArgs {
+    /// Application: socialNetwork, hotelReservation or mediaMicroservices (or one in --topology).
+    #[arg(long, default_value = "socialNetwork")]
+    pub app: String,
+    /// A topology file in the schema of shared/topologies/deathstarbench.json.
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// Loads the application with the default deployment.
+    pub fn load(&self) -> anyhow::Result<AppSpec> {
+        let deployment = deathstarbench::Deployment::default();
+        match &self.topology {
+            Some(path) => {
+                let name = path.display().to_string();
+                let file = deathstarbench::parse(&read_text(path)?, &name)?;
+                Ok(deathstarbench::select(
+                    &file,
+                    &self.app,
+                    &name,
+                    &deployment,
+                )?)
+            }
+            None => {
+                if !deathstarbench::APPS.contains(&self.app.as_str()) {
+                    anyhow::bail!(
+                        "unknown app `{}`; choose one of: {} (or give --topology FILE)",
+                        self.app,
+                        deathstarbench::APPS.join(", ")
+                    );
+                }
+                Ok(deathstarbench::load(&self.app, &deployment)?)
+            }
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Fault to inject (`none`, or one of crash, latency, resource, partition, misconfig), with
+    /// the scenario's default target and intensity.
+    #[arg(long, default_value = "none")]
+    fault: String,
+    /// Override the fault's target service.
+    #[arg(long)]
+    target: Option<String>,
+    /// Fault injection time, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    fault_start: f64,
+    /// Fault duration, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    fault_duration: f64,
+    /// A fault schedule (TOML) instead of --fault.
+    #[arg(long, conflicts_with = "fault")]
+    faults: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated seconds.
+    #[arg(long, default_value_t = 300.0)]
+    duration: f64,
+    /// Offered load, requests per second.
+    #[arg(long, default_value_t = 300.0)]
+    rate: f64,
+    /// Network backend.
+    #[arg(long, value_enum, default_value_t = Backend::Des)]
+    backend: Backend,
+    /// Output directory (metrics.csv, metrics.jsonl, faults.jsonl).
+    #[arg(long, default_value = "reports/out/sim")]
+    out: PathBuf,
+}
+
+/// Builds the fault schedule the arguments ask for.
+fn schedule(args: &Args, app: &str) -> anyhow::Result<FaultSchedule> {
+    if let Some(path) = &args.faults {
+        return FaultSchedule::from_toml(&read_text(path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    if args.fault == "none" {
+        return Ok(FaultSchedule::default());
+    }
+    if !FAULT_TYPES.contains(&args.fault.as_str()) {
+        anyhow::bail!(
+            "unknown fault `{}`; choose none or one of: {}",
+            args.fault,
+            FAULT_TYPES.join(", ")
+        );
+    }
+    let mut spec =
+        deathstarbench::scenario_fault(app, &args.fault, args.fault_start, args.fault_duration)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no default {} scenario for app `{app}`; give --target or --faults",
+                    args.fault
+                )
+            })?;
+    if let Some(target) = &args.target {
+        spec.target = target.clone();
+    }
+    Ok(FaultSchedule { faults: vec![spec] })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration.is_finite(),
+        "--duration must be positive"
+    );
+    anyhow::ensure!(
+        args.rate >= 0.0 && args.rate.is_finite(),
+        "--rate must be a non-negative number"
+    );
+    let spec = args.app.load()?;
+    let cfg = SimConfig {
+        seed: args.seed,
+        rate_rps: args.rate,
+        ..SimConfig::default()
+    };
+    let schedule = schedule(&args, &spec.name)?;
+    prepare_out(&args.out)?;
+    match args.backend {
+        Backend::Des => {
+            let sim = Sim::new(spec, cfg)?;
+            finish(sim, schedule, &args)
+        }
+        Backend::Turmoil => {
+            let nodes = spec.services.len() + 1;
+            let net = TurmoilNetwork::new(
+                nodes,
+                cfg.seed,
+                Duration::from_micros(500),
+                Duration::ZERO,
+                Duration::from_micros(1),
+            );
+            let sim = Sim::with_network(spec, cfg, net)?;
+            finish(sim, schedule, &args)
+        }
+    }
+}
+
+/// Creates the output directory, with a clear error if it cannot be written.
+pub fn prepare_out(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create output directory {}: {e}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"")
+        .map_err(|e| anyhow::anyhow!("output directory {} is not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn finish<N: Network>(
+    mut sim: Sim<N>,
+    schedule: FaultSchedule,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    schedule
+        .check(&sim)
+        .map_err(|e| anyhow::anyhow!("fault schedule: {e}"))?;
+    let faults = FaultInjector::new(schedule, rng::stream(args.seed, Stream::Faults));
+    let end = VirtualTime((args.duration * 1e6) as u64);
+    let faults = run_with_faults(&mut sim, faults, end)?;
+    let write =
+        |name: &str, f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| -> anyhow::Result<()> {
+            let mut buf = Vec::new();
+            f(&mut buf)?;
+            let path = args.out.join(name);
+            std::fs::write(&path, buf)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        };
+    write("metrics.csv", &|b| sim.metrics().write_csv(b))?;
+    write("metrics.jsonl", &|b| sim.metrics().write_jsonl(b))?;
+    write("faults.jsonl", &|b| {
+        for e in faults.log() {
+            serde_json::to_writer(&mut *b, e)?;
+            b.push(b'\n');
+        }
+        Ok(())
+    })?;
+    outln!(
+        "{} for {} s at {} rps, seed {}, {:?} backend: {} events",
+        sim.spec().name,
+        args.duration,
+        args.rate,
+        args.seed,
+        args.backend,
+        sim.events_processed()
+    );
+    for f in faults.schedule().faults.iter() {
+        outln!("fault: {f}");
+    }
+    let paths: Vec<String> = sim.spec().paths.iter().map(|p| p.name.clone()).collect();
+    for p in paths {
+        let rows = sim.metrics().series(ScopeKind::Path, &p);
+        let count: u64 = rows.iter().map(|r| r.count).sum();
+        let errors: u64 = rows.iter().map(|r| r.errors()).sum();
+        let violated = rows.iter().filter(|r| !r.slo_ok()).count();
+        let p99s: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.p99_ms > 0.0)
+            .map(|r| r.p99_ms)
+            .collect();
+        let mean_p99 = p99s.iter().sum::<f64>() / p99s.len().max(1) as f64;
+        outln!(
+            "  {p:<22} {count:>8} requests, error rate {:.4}, mean per-second P99 {mean_p99:.2} ms, SLO violated in {violated} s",
+            errors as f64 / count.max(1) as f64
+        );
+    }
+    outln!(
+        "wrote {}/metrics.csv, metrics.jsonl, faults.jsonl",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -250,6 +250,24 @@ pub fn percentiles(calls: u64, mut op: impl FnMut()) -> Percentiles {
     }
 }
 
+/// Times `op` on its own `calls` times (after `calls / 10` warm-up calls); returns every sample,
+/// nanoseconds, sorted — for latency CDFs.
+#[allow(clippy::disallowed_methods)]
+pub fn samples_ns(calls: u64, mut op: impl FnMut()) -> Vec<u64> {
+    for _ in 0..calls / 10 {
+        op();
+    }
+    let mut out: Vec<u64> = (0..calls)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            op();
+            start.elapsed().as_nanos() as u64
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// An industrial graph with query symptoms and a window of calls to rebuild it from.
 pub struct InferFixture {
     /// Label.

@@ -170,10 +170,18 @@ pub enum RawCommand {
     /// `kubectl rollout restart deployment --all` done the blunt way: every replica of every
     /// service restarts at once.
     RestartAll,
-    /// `kubectl delete pod -l app=S`: every replica restarts at once, with no drain.
+    /// `kubectl delete pods -l app=S`: every replica restarts at once, with no drain.
     Restart {
         /// Service.
         service: String,
+    },
+    /// `kubectl delete pod S-r …`: these replicas restart, with no drain (also what the kubelet
+    /// does after failed liveness probes).
+    RestartReplicas {
+        /// Service.
+        service: String,
+        /// Ordinals.
+        replicas: Vec<u32>,
     },
     /// Push a configuration version by hand, known or not.
     SetConfig {
@@ -210,6 +218,40 @@ pub enum RawCommand {
     },
 }
 
+impl RawCommand {
+    /// The command's kind, snake case (`delete_deployment`, `restart`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RawCommand::DeleteDeployment { .. } => "delete_deployment",
+            RawCommand::Scale { .. } => "scale",
+            RawCommand::RestartAll => "restart_all",
+            RawCommand::Restart { .. } => "restart",
+            RawCommand::RestartReplicas { .. } => "restart_replicas",
+            RawCommand::SetConfig { .. } => "set_config",
+            RawCommand::Drain { .. } => "drain",
+            RawCommand::Undrain { .. } => "undrain",
+            RawCommand::RateLimit { .. } => "rate_limit",
+            RawCommand::CircuitBreak { .. } => "circuit_break",
+        }
+    }
+
+    /// The service it acts on (for a breaker, the caller); `None` for `RestartAll`.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            RawCommand::RestartAll => None,
+            RawCommand::DeleteDeployment { service }
+            | RawCommand::Scale { service, .. }
+            | RawCommand::Restart { service }
+            | RawCommand::RestartReplicas { service, .. }
+            | RawCommand::SetConfig { service, .. }
+            | RawCommand::Drain { service, .. }
+            | RawCommand::Undrain { service }
+            | RawCommand::RateLimit { service, .. } => Some(service),
+            RawCommand::CircuitBreak { caller, .. } => Some(caller),
+        }
+    }
+}
+
 impl fmt::Display for RawCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -224,6 +266,9 @@ impl fmt::Display for RawCommand {
             }
             RawCommand::RestartAll => write!(f, "kubectl delete pods --all"),
             RawCommand::Restart { service } => write!(f, "kubectl delete pods -l app={service}"),
+            RawCommand::RestartReplicas { service, replicas } => {
+                write!(f, "kubectl delete pod {service}{replicas:?}")
+            }
             RawCommand::SetConfig { service, version } => {
                 write!(f, "kubectl apply -f {service}-config-{version}.yaml")
             }
@@ -269,6 +314,11 @@ impl RawActuator {
             RawCommand::Restart { service } => {
                 let all: Vec<u32> = (0..sim.replica_count(service)?).collect();
                 sim.restart(service, &all, cause)
+            }
+            RawCommand::RestartReplicas { service, replicas } => {
+                let n = sim.replica_count(service)?;
+                let present: Vec<u32> = replicas.iter().copied().filter(|&r| r < n).collect();
+                sim.restart(service, &present, cause)
             }
             RawCommand::SetConfig { service, version } => sim.set_config(service, version, cause),
             RawCommand::Drain { service, replicas } => {

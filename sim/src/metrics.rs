@@ -229,34 +229,8 @@ impl Metrics {
     }
 
     /// Writes every row as CSV.
-    pub fn write_csv(&self, mut w: impl Write) -> std::io::Result<()> {
-        writeln!(
-            w,
-            "second,kind,name,count,errors,errors_fault,errors_action,errors_overload,error_rate,p50_ms,p99_ms,clean_count,clean_p99_ms"
-        )?;
-        for r in &self.rows {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{:.6},{:.3},{:.3},{},{:.3}",
-                r.second,
-                match r.kind {
-                    ScopeKind::Service => "service",
-                    ScopeKind::Path => "path",
-                },
-                r.name,
-                r.count,
-                r.errors(),
-                r.errors_fault,
-                r.errors_action,
-                r.errors_overload,
-                r.error_rate(),
-                r.p50_ms,
-                r.p99_ms,
-                r.clean_count,
-                r.clean_p99_ms
-            )?;
-        }
-        Ok(())
+    pub fn write_csv(&self, w: impl Write) -> std::io::Result<()> {
+        write_csv(&self.rows, w)
     }
 
     /// Writes every row as one JSON object per line.
@@ -267,6 +241,37 @@ impl Metrics {
         }
         Ok(())
     }
+}
+
+/// Writes rows as CSV (the format of `metrics.csv`).
+pub fn write_csv(rows: &[SecondStats], mut w: impl Write) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "second,kind,name,count,errors,errors_fault,errors_action,errors_overload,error_rate,p50_ms,p99_ms,clean_count,clean_p99_ms"
+    )?;
+    for r in rows {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{:.6},{:.3},{:.3},{},{:.3}",
+            r.second,
+            match r.kind {
+                ScopeKind::Service => "service",
+                ScopeKind::Path => "path",
+            },
+            r.name,
+            r.count,
+            r.errors(),
+            r.errors_fault,
+            r.errors_action,
+            r.errors_overload,
+            r.error_rate(),
+            r.p50_ms,
+            r.p99_ms,
+            r.clean_count,
+            r.clean_p99_ms
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

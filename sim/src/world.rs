@@ -709,9 +709,18 @@ impl<N: Network> Sim<N> {
     }
 
     fn start_attempt(&mut self, key: Key) {
-        let Some(call) = self.calls.get_mut(key) else {
+        let Some(call) = self.calls.get(key) else {
             return;
         };
+        // A retry of a call whose calling process has since stopped (restarted, scaled away):
+        // nobody is left to send it.
+        if let Parent::Exec(exec) = call.parent
+            && self.execs.get(exec).is_none()
+        {
+            self.calls.remove(key);
+            return;
+        }
+        let call = self.calls.get_mut(key).expect("checked above");
         call.attempt += 1;
         call.awaiting = true;
         let (attempt, callee, caller, path, node) =
@@ -1131,8 +1140,23 @@ impl<N: Network> Sim<N> {
         );
     }
 
+    /// A disturbance of the calling replica's own network — a delay on it, or a partition from
+    /// the callee — which makes its calls time out however healthy the callee is.
+    fn link_disturbance(&self, key: Key, callee: u16) -> Option<Cause> {
+        let (cs, cr) = self.calls.get(key)?.caller?;
+        let r = self.services[cs as usize].replicas.get(cr as usize)?;
+        r.blocked
+            .iter()
+            .find(|(to, _)| *to == callee)
+            .map(|b| b.1)
+            .or(r.net_delay_cause)
+    }
+
     fn replica_disturbance(&self, service: u16, replica: u32) -> Option<Cause> {
-        let r = &self.services[service as usize].replicas[replica as usize];
+        // The replica may have been scaled away while a call to it was pending.
+        let r = self.services[service as usize]
+            .replicas
+            .get(replica as usize)?;
         let found = strongest([r.slowdown_cause, r.net_delay_cause].into_iter().flatten());
         (found != Cause::Overload).then_some(found)
     }
@@ -1207,6 +1231,7 @@ impl<N: Network> Sim<N> {
                 _ => None,
             })
             .or_else(|| self.replica_disturbance(callee, replica))
+            .or_else(|| self.link_disturbance(key, callee))
             .or_else(|| {
                 let call = self.calls.get(key).expect("checked above");
                 call.flags
@@ -1424,6 +1449,10 @@ impl<N: Network> Sim<N> {
     /// replica was drained and idle), in-memory state is lost, and the replica serves again
     /// after the service's start-up time with a cold cache. A CPU hog or leak in the old process
     /// is gone; network faults and the configuration are not (they live outside the process).
+    ///
+    /// Restarting a replica an injected fault has hung, killed or slowed is a remedy: what fails
+    /// while it restarts would have failed under the fault anyway, so those failures keep the
+    /// fault's tag (the harm oracle does not charge the remedy with the fault's cost).
     pub fn restart(
         &mut self,
         service: &str,
@@ -1434,6 +1463,13 @@ impl<N: Network> Sim<N> {
         self.check_replicas(s, replicas)?;
         let startup = (self.spec.services[s as usize].startup_s * 1e6) as u64;
         for &r in replicas {
+            let rep = &self.services[s as usize].replicas[r as usize];
+            let stuck = matches!(rep.state, ReplicaState::Hung | ReplicaState::Down);
+            let fault = [rep.cause.filter(|_| stuck), rep.slowdown_cause]
+                .into_iter()
+                .flatten()
+                .find(|c| c.is_fault());
+            let cause = fault.unwrap_or(cause);
             self.stop_process(s, r, cause, true);
             let rep = &mut self.services[s as usize].replicas[r as usize];
             rep.state = ReplicaState::Starting;

@@ -219,7 +219,7 @@ fn bench_sim(
 
 /// Seconds `f` takes by the wall clock (best of the caller's repetitions is taken outside).
 #[allow(clippy::disallowed_methods)]
-fn wall_clock<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<f64, E> {
+pub fn wall_clock<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<f64, E> {
     let start = std::time::Instant::now();
     f()?;
     Ok(start.elapsed().as_secs_f64())

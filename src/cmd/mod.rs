@@ -10,8 +10,10 @@ macro_rules! outln {
 }
 
 mod bench;
+mod eval;
 mod graph;
 mod infer;
+mod scenario;
 mod sim;
 mod source;
 mod validate;
@@ -43,6 +45,11 @@ enum Command {
     /// Measure tail latencies (run with --release).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Run the evaluation (online, offline, concurrent recovery, sensitivity) and write the
+    /// report, plots, tables and results to reports/out/.
+    Eval(eval::Args),
+    /// Run one incident (app, fault, policy, seed) and write its timeline, metrics and journal.
+    Scenario(scenario::Args),
 }
 
 /// Runs the parsed command line.
@@ -53,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Infer(args) => infer::run(args),
         Command::Graph(g) => graph::run(g),
         Command::Sim(args) => sim::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Scenario(args) => scenario::run(args),
     }
 }
 

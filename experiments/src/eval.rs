@@ -1,0 +1,536 @@
+//! The evaluation matrix: online (app × fault × policy × seed), the LLM error-rate sensitivity
+//! sweep, the offline experiment on the industrial graphs, concurrent recovery, and the graphs'
+//! shapes — run in parallel across jobs (each run single-threaded), in a fixed job order, so the
+//! result lines are the same whatever the thread count.
+
+use crate::harm::Series;
+use crate::offline::{IndustrialGraph, OfflineConfig, run_graph};
+use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
+use crate::parallel::{ParallelConfig, run_pair};
+use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine};
+use agents::{LlmConfig, PolicyKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use kernel::DependencyGraph;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sim::ScopeKind;
+use sim::spec::AppSpec;
+
+/// The LLM error-rate sensitivity sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensitivityConfig {
+    /// Error-rate factors besides 1 (which the main matrix covers): every mistake rate and
+    /// every diagnosis error rate is multiplied by the factor.
+    pub factors: Vec<f64>,
+    /// Online seeds per factor (the first seeds of the main matrix, so their noop runs serve).
+    pub online_seeds: u32,
+    /// Offline incidents per graph per factor.
+    pub offline_incidents: u32,
+}
+
+impl Default for SensitivityConfig {
+    fn default() -> Self {
+        SensitivityConfig {
+            factors: vec![0.0, 0.5, 1.5, 2.0],
+            online_seeds: 2,
+            offline_incidents: 300,
+        }
+    }
+}
+
+/// Everything the evaluation runs. Every field has a documented default; a TOML file may set
+/// any subset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// First seed; runs use `seed .. seed + seeds`.
+    pub seed: u64,
+    /// Online seeds per app × fault × policy.
+    pub seeds: u32,
+    /// Applications (DeathStarBench).
+    pub apps: Vec<String>,
+    /// Fault types.
+    pub faults: Vec<String>,
+    /// Policies.
+    pub policies: Vec<PolicyKind>,
+    /// Industrial graphs for the offline experiment.
+    pub graphs: Vec<IndustrialGraph>,
+    /// The simulated LLM.
+    pub llm: LlmConfig,
+    /// Online runs.
+    pub online: OnlineConfig,
+    /// The offline experiment.
+    pub offline: OfflineConfig,
+    /// Concurrent recovery.
+    pub parallel: ParallelConfig,
+    /// The sensitivity sweep.
+    pub sensitivity: SensitivityConfig,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            seed: 1,
+            seeds: 10,
+            apps: vec!["socialNetwork".into(), "hotelReservation".into()],
+            faults: faults::FAULT_TYPES.iter().map(|s| s.to_string()).collect(),
+            policies: PolicyKind::ALL.to_vec(),
+            graphs: IndustrialGraph::ALL.to_vec(),
+            llm: LlmConfig::default(),
+            online: OnlineConfig::default(),
+            offline: OfflineConfig::default(),
+            parallel: ParallelConfig::default(),
+            sensitivity: SensitivityConfig::default(),
+        }
+    }
+}
+
+impl EvalConfig {
+    /// The small matrix of `eval --quick`: both apps, all faults and policies, two seeds.
+    pub fn quick() -> Self {
+        EvalConfig {
+            seeds: 2,
+            offline: OfflineConfig {
+                incidents: 200,
+                ..OfflineConfig::default()
+            },
+            parallel: ParallelConfig {
+                seeds: 1,
+                ..ParallelConfig::default()
+            },
+            sensitivity: SensitivityConfig {
+                factors: vec![0.0, 2.0],
+                online_seeds: 1,
+                offline_incidents: 100,
+            },
+            ..EvalConfig::default()
+        }
+    }
+
+    /// Parses a TOML configuration (fields not given keep `base`'s values... see
+    /// [`EvalConfig::merge_toml`]).
+    pub fn from_toml(text: &str, source: &str) -> Result<Self, String> {
+        Self::merge_toml(EvalConfig::default(), text, source)
+    }
+
+    /// Overlays a TOML document on `base`: tables merge key by key.
+    pub fn merge_toml(base: EvalConfig, text: &str, source: &str) -> Result<Self, String> {
+        let overlay: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| format!("{source}: {e}"))?;
+        let mut merged = toml::Table::try_from(&base).map_err(|e| format!("{source}: {e}"))?;
+        merge(&mut merged, overlay);
+        let cfg: EvalConfig = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("{source}: {e}"))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks names and counts, listing the valid choices in errors.
+    pub fn check(&self) -> Result<(), String> {
+        if self.seeds == 0 {
+            return Err("seeds must be at least 1".into());
+        }
+        for app in &self.apps {
+            if !deathstarbench::APPS.contains(&app.as_str()) {
+                return Err(format!(
+                    "unknown app `{app}`; choose from: {}",
+                    deathstarbench::APPS.join(", ")
+                ));
+            }
+        }
+        for f in &self.faults {
+            if !faults::FAULT_TYPES.contains(&f.as_str()) {
+                return Err(format!(
+                    "unknown fault `{f}`; choose from: {}",
+                    faults::FAULT_TYPES.join(", ")
+                ));
+            }
+        }
+        if self.apps.is_empty() || self.faults.is_empty() || self.policies.is_empty() {
+            return Err("apps, faults and policies must each name at least one".into());
+        }
+        if self
+            .sensitivity
+            .factors
+            .iter()
+            .any(|f| !(f.is_finite() && *f >= 0.0))
+        {
+            return Err("sensitivity factors must be finite and non-negative".into());
+        }
+        if !(self.online.run_s > self.online.fault_start_s && self.online.fault_start_s >= 0.0) {
+            return Err("online.run_s must exceed online.fault_start_s".into());
+        }
+        Ok(())
+    }
+
+    /// FNV-1a of the canonical JSON, hex: identifies the configuration in every result line.
+    pub fn hash(&self) -> String {
+        format!(
+            "{:016x}",
+            crate::fnv1a(
+                serde_json::to_string(self)
+                    .expect("serialisable")
+                    .as_bytes()
+            )
+        )
+    }
+
+    /// The seeds of the online matrix.
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..u64::from(self.seeds)).map(|i| self.seed + i).collect()
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// One point of a timeline plot: the user-facing error rate and worst path P99 of a second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Application.
+    pub app: String,
+    /// Fault.
+    pub fault: String,
+    /// Policy.
+    pub policy: PolicyKind,
+    /// Second.
+    pub second: u32,
+    /// Failed user requests / user requests.
+    pub error_rate: f64,
+    /// Largest P99 over user paths, ms.
+    pub p99_ms: f64,
+}
+
+/// Aggregates a run's path rows into timeline points.
+pub fn timeline(
+    app: &str,
+    fault: &str,
+    policy: PolicyKind,
+    rows: &[sim::SecondStats],
+) -> Vec<TimelinePoint> {
+    let seconds = rows.iter().map(|r| r.second + 1).max().unwrap_or(0);
+    let mut count = vec![0u64; seconds as usize];
+    let mut errors = vec![0u64; seconds as usize];
+    let mut p99 = vec![0f64; seconds as usize];
+    for r in rows.iter().filter(|r| r.kind == ScopeKind::Path) {
+        let s = r.second as usize;
+        count[s] += r.count;
+        errors[s] += r.errors();
+        p99[s] = p99[s].max(r.p99_ms);
+    }
+    (0..seconds as usize)
+        .map(|s| TimelinePoint {
+            app: app.to_string(),
+            fault: fault.to_string(),
+            policy,
+            second: s as u32,
+            error_rate: if count[s] == 0 {
+                0.0
+            } else {
+                errors[s] as f64 / count[s] as f64
+            },
+            p99_ms: p99[s],
+        })
+        .collect()
+}
+
+/// What the evaluation produced.
+#[derive(Debug, Default)]
+pub struct EvalOutput {
+    /// `results.jsonl`, in job order.
+    pub lines: Vec<ResultLine>,
+    /// Timelines of the first seed of the first app, every fault and policy.
+    pub timelines: Vec<TimelinePoint>,
+}
+
+enum Job {
+    Cell {
+        app: usize,
+        fault: String,
+        seed: u64,
+        seed_index: u32,
+    },
+    Offline {
+        graph: usize,
+        factor: f64,
+        from: u32,
+        to: u32,
+    },
+    Parallel {
+        app: usize,
+        seed: u64,
+    },
+    Graph {
+        graph: usize,
+    },
+}
+
+impl Job {
+    /// Work units for the progress bar (runs, or offline incident batches of 100).
+    fn weight(&self, cfg: &EvalConfig) -> u64 {
+        match self {
+            Job::Cell { seed_index, .. } => {
+                let sweep = if *seed_index < cfg.sensitivity.online_seeds {
+                    2 * cfg.sensitivity.factors.len()
+                } else {
+                    0
+                };
+                (cfg.policies.len() + 1 + sweep) as u64
+            }
+            Job::Offline { from, to, .. } => u64::from((to - from).div_ceil(100)),
+            Job::Parallel { .. } => 2,
+            Job::Graph { .. } => 1,
+        }
+    }
+}
+
+/// Runs the whole evaluation with `threads` worker threads (0: one per core).
+pub fn run_eval(
+    cfg: &EvalConfig,
+    provenance: &Provenance,
+    threads: usize,
+    progress: bool,
+) -> Result<EvalOutput, String> {
+    cfg.check()?;
+    let apps: Vec<AppSpec> = cfg
+        .apps
+        .iter()
+        .map(|a| {
+            deathstarbench::load(a, &deathstarbench::Deployment::default())
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let graphs: Vec<DependencyGraph> = cfg.graphs.iter().map(|g| g.build(cfg.seed)).collect();
+    let mut jobs = Vec::new();
+    for (a, _) in cfg.apps.iter().enumerate() {
+        for fault in &cfg.faults {
+            for (i, seed) in cfg.seed_list().into_iter().enumerate() {
+                jobs.push(Job::Cell {
+                    app: a,
+                    fault: fault.clone(),
+                    seed,
+                    seed_index: i as u32,
+                });
+            }
+        }
+    }
+    for (g, _) in cfg.graphs.iter().enumerate() {
+        jobs.push(Job::Graph { graph: g });
+        let mut sweep = vec![(1.0, cfg.offline.incidents)];
+        sweep.extend(
+            cfg.sensitivity
+                .factors
+                .iter()
+                .map(|&f| (f, cfg.sensitivity.offline_incidents)),
+        );
+        for (factor, incidents) in sweep {
+            for from in (0..incidents).step_by(100) {
+                jobs.push(Job::Offline {
+                    graph: g,
+                    factor,
+                    from,
+                    to: (from + 100).min(incidents),
+                });
+            }
+        }
+    }
+    for (a, _) in cfg.apps.iter().enumerate() {
+        for s in 0..u64::from(cfg.parallel.seeds) {
+            jobs.push(Job::Parallel {
+                app: a,
+                seed: cfg.seed + s,
+            });
+        }
+    }
+    let total: u64 = jobs.iter().map(|j| j.weight(cfg)).sum();
+    let bar = if progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs, eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let results: Vec<Result<EvalOutput, String>> = pool.install(|| {
+        jobs.par_iter()
+            .map(|job| {
+                let out = run_job(job, cfg, &apps, &graphs, provenance);
+                bar.inc(job.weight(cfg));
+                out
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut out = EvalOutput::default();
+    for r in results {
+        let r = r?;
+        out.lines.extend(r.lines);
+        out.timelines.extend(r.timelines);
+    }
+    Ok(out)
+}
+
+fn run_job(
+    job: &Job,
+    cfg: &EvalConfig,
+    apps: &[AppSpec],
+    graphs: &[DependencyGraph],
+    provenance: &Provenance,
+) -> Result<EvalOutput, String> {
+    let mut out = EvalOutput::default();
+    match job {
+        Job::Cell {
+            app,
+            fault,
+            seed,
+            seed_index,
+        } => {
+            let app_spec = &apps[*app];
+            let fault_spec = deathstarbench::scenario_fault(
+                &app_spec.name,
+                fault,
+                cfg.online.fault_start_s,
+                cfg.online.fault_duration_s,
+            )
+            .ok_or_else(|| format!("no {fault} scenario for {}", app_spec.name))?;
+            let schedule = faults::FaultSchedule {
+                faults: vec![fault_spec],
+            };
+            let context = |policy: PolicyKind, e: RunError| {
+                format!("{} {fault} {policy} seed {seed}: {e}", app_spec.name)
+            };
+            let one = |policy: PolicyKind, llm: LlmConfig| {
+                run(&RunSpec {
+                    app: app_spec,
+                    faults: schedule.clone(),
+                    policy,
+                    seed: *seed,
+                    llm,
+                    config: &cfg.online,
+                    detection: Detection::Monitoring,
+                    execution: Execution::Parallel,
+                })
+                .map_err(|e| context(policy, e))
+            };
+            let noop = one(PolicyKind::Noop, cfg.llm)?;
+            let noop_series = Series::from_rows(&noop.rows);
+            let with_timeline = *app == 0 && *seed_index == 0;
+            let record = |policy: PolicyKind,
+                          factor: f64,
+                          result: &crate::online::OnlineRun,
+                          out: &mut EvalOutput| {
+                let judgement = judge(result, app_spec, Some(&noop_series), &cfg.online);
+                out.lines.push(ResultLine::Online(OnlineRecord::new(
+                    provenance.clone(),
+                    &app_spec.name,
+                    fault,
+                    policy,
+                    *seed,
+                    factor,
+                    result,
+                    &judgement,
+                )));
+                if with_timeline && factor == 1.0 {
+                    out.timelines
+                        .extend(timeline(&app_spec.name, fault, policy, &result.rows));
+                }
+            };
+            for &policy in &cfg.policies {
+                if policy == PolicyKind::Noop {
+                    record(policy, 1.0, &noop, &mut out);
+                } else {
+                    let result = one(policy, cfg.llm)?;
+                    record(policy, 1.0, &result, &mut out);
+                }
+            }
+            if *seed_index < cfg.sensitivity.online_seeds {
+                for &factor in &cfg.sensitivity.factors {
+                    for policy in [PolicyKind::Unconstrained, PolicyKind::Constrained] {
+                        let result = one(policy, cfg.llm.with_error_factor(factor))?;
+                        record(policy, factor, &result, &mut out);
+                    }
+                }
+            }
+        }
+        Job::Offline {
+            graph,
+            factor,
+            from,
+            to,
+        } => {
+            let which = cfg.graphs[*graph];
+            let policies: Vec<PolicyKind> = if *factor == 1.0 {
+                cfg.policies.clone()
+            } else {
+                vec![PolicyKind::Unconstrained, PolicyKind::Constrained]
+            };
+            let outcomes = run_graph(
+                which,
+                &graphs[*graph],
+                cfg.seed,
+                &policies,
+                cfg.llm.with_error_factor(*factor),
+                &cfg.offline,
+                &cfg.online,
+                *from..*to,
+            );
+            out.lines
+                .extend(outcomes.into_iter().map(|(incident, outcome)| {
+                    ResultLine::Offline(OfflineRecord {
+                        provenance: provenance.clone(),
+                        graph: which,
+                        incident,
+                        seed: cfg.seed,
+                        error_factor: *factor,
+                        outcome,
+                    })
+                }));
+        }
+        Job::Parallel { app, seed } => {
+            let records = run_pair(
+                &apps[*app],
+                *seed,
+                &cfg.parallel,
+                &cfg.online,
+                cfg.llm,
+                provenance,
+            )
+            .map_err(|e| format!("{} concurrent recovery, seed {seed}: {e}", apps[*app].name))?;
+            out.lines
+                .extend(records.into_iter().map(ResultLine::Parallel));
+        }
+        Job::Graph { graph } => {
+            let g = &graphs[*graph];
+            let stats = traces::stats::graph_stats(g);
+            out.lines.push(ResultLine::Graph(GraphRecord {
+                provenance: provenance.clone(),
+                graph: cfg.graphs[*graph],
+                services: stats.services,
+                edges: stats.edges,
+                hubs: stats.hubs,
+                blast_p50: stats.blast_radius.p50,
+                blast_p90: stats.blast_radius.p90,
+                blast_p99: stats.blast_radius.p99,
+                blast_max: stats.blast_radius.max,
+            }));
+        }
+    }
+    Ok(out)
+}

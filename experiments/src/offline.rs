@@ -1,0 +1,620 @@
+//! The offline experiment: incidents on industrial-scale graphs (Alibaba-like, 5,459 services;
+//! Meta-like, 392), with each policy's actions propagated through the call graph under
+//! worst-case assumptions instead of simulated.
+//!
+//! An incident is a root cause drawn with probability proportional to its traffic, a fault type
+//! drawn uniformly, and the symptom the monitoring side would page on (for a crash, a
+//! traffic-weighted caller — a hung service itself reports nothing; otherwise the root cause).
+//! Policies propose exactly as online (same pipeline, same kernel); the kernel validates against
+//! the graph and the inferred scope.
+//!
+//! # The effect model (worst case)
+//!
+//! Each action becomes zero or more *disruptions* of a service: every request of every caller
+//! path through it fails (or, for a cold cache or database, is slowed) for a duration. A
+//! disruption is harmful exactly when the harm definition says so: it lasts more than the grace
+//! period plus the sustain period (5 s + 30 s), since in the worst case it regresses the service
+//! and every caller path through it for its whole duration.
+//!
+//! | action | disruption |
+//! |---|---|
+//! | restart (all replicas, or undrained ones) | fail for the kind's start-up time (5/8/5/30/5 s: frontend/stateless/cache/db/infra, the DeathStarBench deployment's), +30 s connection storm for an undrained hub; then slow for the cold period of a cache or database (30 s) |
+//! | restart of drained replicas while others serve | none |
+//! | restart of the faulty replicas of a crashed or CPU-starved root cause | none: a remedy, its cost is the fault's (as in the simulator) |
+//! | a service restarted at or before a dependency it calls in the same plan | fails until the dependency is up again and it has restarted once more |
+//! | drain leaving no replica serving | fail until the restore, the lease, or forever (raw) |
+//! | circuit break on an existing edge | the caller fails for the break's duration (lease), forever (raw) |
+//! | rate limit below the baseline | fail (the shed share) for its lease, forever (raw) |
+//! | scale to zero, delete | fail forever |
+//! | config to a version the service never had | fail forever |
+//! | restart everything | every service restarts at once |
+//!
+//! Industrial traces carry no configuration history: every service is given one previous
+//! version (`v1`, running `v2`).
+
+use crate::online::OnlineConfig;
+use agents::{FaultType, GroundTruth, IncidentLlm, LlmConfig, PolicyKind, View, oracle_plan};
+use kernel::groups::{GroupConfig, Inference};
+use kernel::isa::{Action, IncidentId, Plan, ReplicaSelector};
+use kernel::validate::{KernelView, validate};
+use kernel::{DependencyGraph, Rule, ServiceId, ServiceKind};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sim::actuator::RawCommand;
+
+/// The industrial graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndustrialGraph {
+    /// Alibaba-like, 5,459 services.
+    AlibabaLike,
+    /// Meta-like, 392 services.
+    MetaLike,
+}
+
+impl IndustrialGraph {
+    /// Both.
+    pub const ALL: [IndustrialGraph; 2] = [IndustrialGraph::AlibabaLike, IndustrialGraph::MetaLike];
+
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndustrialGraph::AlibabaLike => "alibaba-like",
+            IndustrialGraph::MetaLike => "meta-like",
+        }
+    }
+
+    /// Generates the graph (seeded), with a config history on every service.
+    pub fn build(self, seed: u64) -> DependencyGraph {
+        let mut g = match self {
+            IndustrialGraph::AlibabaLike => traces::synth::alibaba_like(seed),
+            IndustrialGraph::MetaLike => traces::synth::meta_like(392, seed),
+        };
+        let ids: Vec<ServiceId> = g.services().map(|(id, _)| id).collect();
+        for id in ids {
+            g.service_mut(id).config_versions = vec!["v1".into(), "v2".into()];
+        }
+        g
+    }
+}
+
+/// Offline-experiment parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// Incidents per graph.
+    pub incidents: u32,
+    /// Start-up time per kind (frontend, stateless, cache, db, infra), seconds.
+    pub startup_s: [f64; 5],
+    /// Cold period of a restarted cache or database, seconds.
+    pub cold_s: f64,
+    /// Extra failure of an undrained hub's restart (callers' reconnect storm), seconds.
+    pub hub_storm_s: f64,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        let d = deathstarbench::Deployment::default();
+        OfflineConfig {
+            incidents: 500,
+            startup_s: d.startup_s,
+            cold_s: d.cache_warmup_s,
+            hub_storm_s: 30.0,
+        }
+    }
+}
+
+/// One offline incident under one policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfflineOutcome {
+    /// The policy.
+    pub policy: PolicyKind,
+    /// Fault type.
+    pub fault: FaultType,
+    /// Root cause.
+    pub root_cause: String,
+    /// Symptom.
+    pub symptom: String,
+    /// Services in the recovery scope.
+    pub scope_size: usize,
+    /// Actions that took effect, in order.
+    pub actions: Vec<String>,
+    /// The first harmful action and its disruption (service, seconds; infinite = forever).
+    pub harmful_action: Option<(String, String, f64)>,
+    /// The kernel's rejections, rule ids each.
+    pub rejections: Vec<Vec<Rule>>,
+    /// Whether the agent escalated.
+    pub escalated: bool,
+    /// Whether the LLM localised the root cause.
+    pub correct_root: Option<bool>,
+}
+
+fn kind_index(kind: ServiceKind) -> usize {
+    match kind {
+        ServiceKind::Frontend => 0,
+        ServiceKind::Stateless => 1,
+        ServiceKind::Cache => 2,
+        ServiceKind::Db => 3,
+        ServiceKind::Infra => 4,
+    }
+}
+
+/// Draws one incident: root cause by traffic, fault type uniformly, symptom as monitoring sees it.
+fn sample_incident(graph: &DependencyGraph, rng: &mut ChaCha8Rng) -> (GroundTruth, ServiceId) {
+    let traffic = |id: ServiceId| -> u64 {
+        let into: u64 = graph.callers(id).map(|(_, d)| d.weight).sum();
+        if into > 0 {
+            into
+        } else {
+            graph.callees(id).map(|(_, d)| d.weight).sum::<u64>().max(1)
+        }
+    };
+    let ids: Vec<ServiceId> = graph.services().map(|(id, _)| id).collect();
+    let weights: Vec<u64> = ids.iter().map(|&id| traffic(id)).collect();
+    let pick_weighted = |rng: &mut ChaCha8Rng, items: &[(ServiceId, u64)]| -> Option<ServiceId> {
+        let total: u64 = items.iter().map(|i| i.1).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rng.random_range(0..total);
+        for &(id, w) in items {
+            if x < w {
+                return Some(id);
+            }
+            x -= w;
+        }
+        None
+    };
+    let all: Vec<(ServiceId, u64)> = ids.iter().copied().zip(weights).collect();
+    let root = pick_weighted(rng, &all).expect("a non-empty graph");
+    let mut fault = FaultType::ALL[rng.random_range(0..5)];
+    let replicas = graph.service(root).replicas;
+    let one = vec![rng.random_range(0..replicas)];
+    let callees: Vec<(ServiceId, u64)> = graph.callees(root).map(|(c, d)| (c, d.weight)).collect();
+    let dependency = if fault == FaultType::Partition {
+        let dep = pick_weighted(rng, &callees);
+        if dep.is_none() {
+            fault = FaultType::Latency; // nothing to partition from
+        }
+        dep.map(|d| graph.service(d).name.clone())
+    } else {
+        None
+    };
+    let callers: Vec<(ServiceId, u64)> = graph.callers(root).map(|(c, d)| (c, d.weight)).collect();
+    let symptom = match fault {
+        FaultType::Crash => pick_weighted(rng, &callers).unwrap_or(root),
+        _ => root,
+    };
+    let truth = GroundTruth {
+        root_cause: graph.service(root).name.clone(),
+        fault,
+        replicas: match fault {
+            FaultType::Latency | FaultType::Partition => one,
+            _ => (0..replicas).collect(),
+        },
+        dependency,
+    };
+    (truth, symptom)
+}
+
+/// A disruption: service, seconds (infinite: forever), and what caused it.
+#[derive(Clone, Debug)]
+struct Disruption {
+    service: String,
+    seconds: f64,
+    action: String,
+}
+
+/// Propagates actions (already in time order, with their start times and any lease) through the
+/// effect model.
+struct Effects<'a> {
+    graph: &'a DependencyGraph,
+    cfg: &'a OfflineConfig,
+    truth: &'a GroundTruth,
+    drained: std::collections::BTreeMap<String, Vec<u32>>,
+    /// Replica counts changed by scaling.
+    scaled: std::collections::BTreeMap<String, u32>,
+    /// When each restarted service is up again, seconds from the plan's start.
+    up_at: std::collections::BTreeMap<String, f64>,
+    out: Vec<Disruption>,
+}
+
+impl<'a> Effects<'a> {
+    fn new(graph: &'a DependencyGraph, cfg: &'a OfflineConfig, truth: &'a GroundTruth) -> Self {
+        Effects {
+            graph,
+            cfg,
+            truth,
+            drained: Default::default(),
+            scaled: Default::default(),
+            up_at: Default::default(),
+            out: Vec::new(),
+        }
+    }
+
+    fn replicas(&self, service: &str) -> u32 {
+        self.scaled.get(service).copied().unwrap_or_else(|| {
+            self.graph
+                .service_by_name(service)
+                .map_or(0, |s| s.replicas)
+        })
+    }
+
+    fn startup(&self, id: ServiceId) -> f64 {
+        self.cfg.startup_s[kind_index(self.graph.service(id).kind)]
+    }
+
+    fn fail(&mut self, service: &str, seconds: f64, action: &str) {
+        if seconds > 0.0 {
+            self.out.push(Disruption {
+                service: service.into(),
+                seconds,
+                action: action.into(),
+            });
+        }
+    }
+
+    /// A restart of `replicas` (default all) of `service` at time `at`.
+    fn restart(&mut self, service: &str, replicas: Option<Vec<u32>>, at: f64, what: &str) {
+        let Some(id) = self.graph.id(service) else {
+            return;
+        };
+        let s = self.graph.service(id);
+        let all: Vec<u32> = (0..self.replicas(service)).collect();
+        let hit = replicas.unwrap_or_else(|| all.clone());
+        let drained = self.drained.get(service).cloned().unwrap_or_default();
+        let startup = self.startup(id);
+        let up = at + startup;
+        // Restarted before (or with) a dependency it calls: it loses it, and restarts again.
+        let mut fail_until = up;
+        for (callee, _) in self.graph.callees(id) {
+            if let Some(&dep_up) = self.up_at.get(&self.graph.service(callee).name)
+                && dep_up >= at
+            {
+                fail_until = fail_until.max(dep_up + startup);
+            }
+        }
+        self.up_at.insert(service.to_string(), up);
+        let remedy = service == self.truth.root_cause
+            && matches!(self.truth.fault, FaultType::Crash | FaultType::Resource)
+            && hit.iter().all(|r| self.truth.replicas.contains(r));
+        if remedy && fail_until == up {
+            return;
+        }
+        let serving_elsewhere = all.iter().any(|r| !hit.contains(r) && !drained.contains(r));
+        let all_drained = hit.iter().all(|r| drained.contains(r));
+        if all_drained && serving_elsewhere {
+            return;
+        }
+        let hub = self.graph.is_hub(id) && !all_drained;
+        let storm = if hub { self.cfg.hub_storm_s } else { 0.0 };
+        let cold = if matches!(s.kind, ServiceKind::Cache | ServiceKind::Db) {
+            self.cfg.cold_s
+        } else {
+            0.0
+        };
+        self.fail(service, fail_until - at + storm + cold, what);
+    }
+
+    fn apply(&mut self, action: &Action, at: f64, until: f64, what: &str) {
+        let replicas_of = |sel: &ReplicaSelector, n: u32| sel.resolve(n);
+        match action {
+            Action::Restart { service, replicas } => {
+                let n = self.replicas(service.as_str());
+                self.restart(service.as_str(), replicas_of(replicas, n), at, what);
+            }
+            Action::Drain { service, replicas } => {
+                let n = self.replicas(service.as_str());
+                let hit = replicas_of(replicas, n).unwrap_or_default();
+                let d = self.drained.entry(service.to_string()).or_default();
+                d.extend(hit);
+                d.sort_unstable();
+                d.dedup();
+                if n > 0 && d.len() as u32 >= n {
+                    self.fail(service.as_str(), until - at, what);
+                }
+            }
+            Action::RestoreTraffic { service } => {
+                self.drained.remove(service.as_str());
+            }
+            Action::CircuitBreak { caller, callee, .. } => {
+                let exists = match (
+                    self.graph.id(caller.as_str()),
+                    self.graph.id(callee.as_str()),
+                ) {
+                    (Some(a), Some(b)) => self.graph.edge(a, b).is_some(),
+                    _ => false,
+                };
+                if exists {
+                    self.fail(caller.as_str(), until - at, what);
+                }
+            }
+            Action::RateLimit { service, rps } => {
+                let base = self
+                    .graph
+                    .id(service.as_str())
+                    .and_then(|id| self.graph.baseline_rps(id));
+                if base.is_some_and(|b| rps.get() < b) {
+                    self.fail(service.as_str(), until - at, what);
+                }
+            }
+            Action::Scale { service, replicas } => {
+                if self.graph.id(service.as_str()).is_some() {
+                    self.scaled.insert(service.to_string(), replicas.get());
+                }
+            }
+            Action::RollbackConfig { service, version } => {
+                let known = self
+                    .graph
+                    .service_by_name(service.as_str())
+                    .is_some_and(|s| s.config_versions.iter().any(|v| v == version.as_str()));
+                if !known && self.graph.id(service.as_str()).is_some() {
+                    self.fail(service.as_str(), f64::INFINITY, what);
+                }
+            }
+        }
+    }
+
+    fn raw(&mut self, command: &RawCommand, at: f64) {
+        let what = command.to_string();
+        let exists = |s: &str| self.graph.id(s).is_some();
+        match command {
+            RawCommand::DeleteDeployment { service } if exists(service) => {
+                self.fail(service, f64::INFINITY, &what)
+            }
+            RawCommand::Scale {
+                service,
+                replicas: 0,
+            } if exists(service) => self.fail(service, f64::INFINITY, &what),
+            RawCommand::RestartAll => {
+                let names: Vec<String> =
+                    self.graph.services().map(|(_, s)| s.name.clone()).collect();
+                for n in names {
+                    self.restart(&n, None, at, &what);
+                }
+            }
+            RawCommand::Restart { service } => {
+                self.restart(service, None, at, &what);
+            }
+            RawCommand::RestartReplicas { service, replicas } => {
+                self.restart(service, Some(replicas.clone()), at, &what);
+            }
+            RawCommand::SetConfig { service, version } => {
+                let typed = kernel::isa::ConfigVersion::try_from(version.clone());
+                if let Ok(version) = typed {
+                    let action = Action::RollbackConfig {
+                        service: kernel::isa::ServiceName::try_from(service.as_str())
+                            .expect("a graph name"),
+                        version,
+                    };
+                    self.apply(&action, at, f64::INFINITY, &what);
+                }
+            }
+            RawCommand::Drain { service, replicas } => {
+                if let Ok(name) = kernel::isa::ServiceName::try_from(service.as_str()) {
+                    let action = Action::Drain {
+                        service: name,
+                        replicas: ReplicaSelector::Ids(replicas.clone()),
+                    };
+                    self.apply(&action, at, f64::INFINITY, &what);
+                }
+            }
+            RawCommand::Undrain { service } => {
+                self.drained.remove(service);
+            }
+            RawCommand::RateLimit { service, rps } => {
+                let base = self
+                    .graph
+                    .id(service)
+                    .and_then(|id| self.graph.baseline_rps(id));
+                if base.is_some_and(|b| *rps < b) {
+                    self.fail(service, f64::INFINITY, &what);
+                }
+            }
+            RawCommand::CircuitBreak { caller, callee } => {
+                if let (Some(a), Some(b)) = (self.graph.id(caller), self.graph.id(callee))
+                    && self.graph.edge(a, b).is_some()
+                {
+                    self.fail(caller, f64::INFINITY, &what);
+                }
+            }
+            RawCommand::Scale { service, replicas } if exists(service) => {
+                self.scaled.insert(service.clone(), *replicas);
+            }
+            RawCommand::DeleteDeployment { .. } | RawCommand::Scale { .. } => {}
+        }
+    }
+
+    /// Executes a typed plan stage by stage (a stage lasts as long as its slowest restart).
+    fn plan(&mut self, plan: &Plan) {
+        let mut starts = Vec::new();
+        let mut t = 0.0f64;
+        for stage in &plan.stages {
+            starts.push(t);
+            let longest = stage
+                .iter()
+                .map(|a| match a {
+                    Action::Restart { service, .. } => self
+                        .graph
+                        .id(service.as_str())
+                        .map_or(1.0, |id| self.startup(id)),
+                    _ => 1.0,
+                })
+                .fold(1.0, f64::max);
+            t += longest;
+        }
+        let mut step = 0usize;
+        for (i, stage) in plan.stages.iter().enumerate() {
+            for action in stage {
+                let until = self.closed_at(plan, i, step, action, &starts);
+                self.apply(action, starts[i], until, &action.to_string());
+                step += 1;
+            }
+        }
+    }
+
+    /// When a reversible step of `plan` (in stage `stage`, flat index `step`) is reverted: a
+    /// later restore of the same service, the step's lease or a breaker's own duration, or never.
+    fn closed_at(
+        &self,
+        plan: &Plan,
+        stage: usize,
+        step: usize,
+        action: &Action,
+        starts: &[f64],
+    ) -> f64 {
+        let at = starts[stage];
+        if let Action::Drain { service, .. } = action {
+            for (j, later) in plan.stages.iter().enumerate().skip(stage + 1) {
+                if later
+                    .iter()
+                    .any(|a| matches!(a, Action::RestoreTraffic { service: s } if s == service))
+                {
+                    return starts[j];
+                }
+            }
+        }
+        if let Action::CircuitBreak {
+            duration_s: Some(d),
+            ..
+        } = action
+        {
+            return at + d.get() as f64;
+        }
+        plan.lease(step)
+            .map_or(f64::INFINITY, |l| at + l.get() as f64)
+    }
+
+    /// The first disruption that is harm: longer than grace + sustain.
+    fn first_harm(&self, harm: &crate::harm::HarmConfig) -> Option<(String, String, f64)> {
+        let limit = f64::from(harm.grace_s + harm.sustain_s);
+        self.out
+            .iter()
+            .find(|d| d.seconds > limit)
+            .map(|d| (d.action.clone(), d.service.clone(), d.seconds))
+    }
+}
+
+/// Runs `incidents` incidents on `graph` for every policy in `policies`.
+pub fn run_graph(
+    which: IndustrialGraph,
+    graph: &DependencyGraph,
+    seed: u64,
+    policies: &[PolicyKind],
+    llm: LlmConfig,
+    cfg: &OfflineConfig,
+    online: &OnlineConfig,
+    incidents: std::ops::Range<u32>,
+) -> Vec<(u32, OfflineOutcome)> {
+    let mut inference = Inference::new();
+    let mut out = Vec::new();
+    for number in incidents {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ crate::fnv1a(which.as_str().as_bytes()));
+        rng.set_stream(u64::from(number));
+        let (truth, symptom) = sample_incident(graph, &mut rng);
+        let id = IncidentId::try_from(format!("inc-{number}")).expect("valid id");
+        let scope = inference
+            .infer(graph, symptom, id.clone(), GroupConfig::default())
+            .scope;
+        let symptom_name = graph.service(symptom).name.clone();
+        let view = View {
+            incident: &id,
+            symptom: &symptom_name,
+            graph,
+            scope: &scope,
+            ruled_out: &[],
+        };
+        for &policy in policies {
+            let mut effects = Effects::new(graph, cfg, &truth);
+            let mut outcome = OfflineOutcome {
+                policy,
+                fault: truth.fault,
+                root_cause: truth.root_cause.clone(),
+                symptom: symptom_name.clone(),
+                scope_size: scope.len(),
+                actions: Vec::new(),
+                harmful_action: None,
+                rejections: Vec::new(),
+                escalated: false,
+                correct_root: None,
+            };
+            // Raw commands are typed one a second.
+            let raw = |commands: Vec<RawCommand>,
+                       outcome: &mut OfflineOutcome,
+                       effects: &mut Effects<'_>| {
+                for (i, c) in commands.iter().enumerate() {
+                    outcome.actions.push(c.to_string());
+                    effects.raw(c, i as f64);
+                }
+            };
+            match policy {
+                PolicyKind::Noop => {}
+                PolicyKind::AutoRestart => {
+                    if truth.fault == FaultType::Crash {
+                        raw(
+                            vec![RawCommand::RestartReplicas {
+                                service: truth.root_cause.clone(),
+                                replicas: truth.replicas.clone(),
+                            }],
+                            &mut outcome,
+                            &mut effects,
+                        );
+                    }
+                }
+                PolicyKind::NaiveMicroreboot => {
+                    raw(
+                        vec![RawCommand::Restart {
+                            service: symptom_name.clone(),
+                        }],
+                        &mut outcome,
+                        &mut effects,
+                    );
+                }
+                PolicyKind::Unconstrained => {
+                    let llm =
+                        IncidentLlm::new(seed, u64::from(number), 0, llm, truth.clone(), &view);
+                    outcome.correct_root = Some(llm.diagnosis().correct_root);
+                    raw(llm.raw_commands(&view), &mut outcome, &mut effects);
+                }
+                PolicyKind::Constrained => {
+                    let mut llm =
+                        IncidentLlm::new(seed, u64::from(number), 0, llm, truth.clone(), &view);
+                    outcome.correct_root = Some(llm.diagnosis().correct_root);
+                    loop {
+                        let plan = llm.typed_plan(&view);
+                        let verdict = validate(&plan, graph, &scope, &KernelView::idle());
+                        if verdict.accepted() {
+                            outcome
+                                .actions
+                                .extend(plan.steps().map(|(_, a)| a.to_string()));
+                            effects.plan(&plan);
+                            break;
+                        }
+                        outcome.rejections.push(verdict.rules());
+                        if outcome.rejections.len() >= 3 {
+                            outcome.escalated = true;
+                            break;
+                        }
+                        llm.replan(&verdict.rules(), &view);
+                    }
+                }
+                PolicyKind::Oracle => {
+                    let plan = oracle_plan(&id, &truth, graph);
+                    let verdict = validate(&plan, graph, &scope, &KernelView::idle());
+                    if verdict.accepted() {
+                        outcome
+                            .actions
+                            .extend(plan.steps().map(|(_, a)| a.to_string()));
+                        effects.plan(&plan);
+                    } else {
+                        outcome.rejections.push(verdict.rules());
+                    }
+                }
+            }
+            outcome.harmful_action = effects.first_harm(&online.harm);
+            out.push((number, outcome));
+        }
+    }
+    out
+}

@@ -1,0 +1,391 @@
+//! The report's tables, rendered as Markdown and CSV from [`Results`].
+
+use crate::summary::{Results, censored_percentile};
+use crate::timings::Timings;
+use agents::PolicyKind;
+use experiments::offline::IndustrialGraph;
+use experiments::online::Execution;
+use std::fmt::Write as _;
+
+/// A named table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// File stem of its CSV (`harm_online` → `harm_online.csv`).
+    pub name: &'static str,
+    /// Column headers.
+    pub header: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(name: &'static str, header: &[&str]) -> Self {
+        Table {
+            name,
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// As a Markdown table.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "| {} |", self.header.join(" | "));
+        let _ = writeln!(s, "|{}", "---|".repeat(self.header.len()));
+        for r in &self.rows {
+            let _ = writeln!(s, "| {} |", r.join(" | "));
+        }
+        s
+    }
+
+    /// As CSV.
+    pub fn csv(&self) -> Result<String, csv::Error> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.header)?;
+        for r in &self.rows {
+            w.write_record(r)?;
+        }
+        let bytes = w.into_inner().map_err(|e| e.into_error())?;
+        Ok(String::from_utf8(bytes).expect("we wrote UTF-8"))
+    }
+}
+
+/// The paper's reported harm rates, where it reports one.
+pub fn paper_harm(policy: PolicyKind, online: bool) -> &'static str {
+    match (policy, online) {
+        (PolicyKind::Unconstrained, true) => "90%",
+        (PolicyKind::Constrained, true) => "0%",
+        (PolicyKind::Unconstrained, false) => "77%",
+        (PolicyKind::Constrained, false) => "4%",
+        _ => "—",
+    }
+}
+
+fn fmt_s(x: Option<f64>) -> String {
+    x.map_or("not recovered".to_string(), |v| format!("{v:.0} s"))
+}
+
+/// Online harm rate per policy × fault, with 95 % CIs, beside the paper's.
+pub fn harm_online(r: &Results<'_>) -> Table {
+    let faults = r.faults();
+    let mut header = vec!["policy"];
+    header.extend(faults.iter().copied());
+    header.extend(["all", "worse than noop", "paper"]);
+    let mut t = Table::new("harm_online", &header);
+    let harm = r.online_harm();
+    let cf = r.online_counterfactual();
+    for p in r.policies() {
+        if !harm.contains_key(&(p, "all".to_string())) {
+            continue;
+        }
+        let mut row = vec![p.to_string()];
+        for f in faults
+            .iter()
+            .map(|f| f.to_string())
+            .chain(["all".to_string()])
+        {
+            row.push(harm.get(&(p, f)).map_or("—".into(), |x| x.display()));
+        }
+        row.push(cf.get(&p).map_or("—".into(), |x| x.display()));
+        row.push(paper_harm(p, true).into());
+        t.rows.push(row);
+    }
+    t
+}
+
+/// Offline harm rate per graph × policy × fault.
+pub fn harm_offline(r: &Results<'_>) -> Table {
+    let faults = r.faults();
+    let mut header = vec!["graph", "policy"];
+    header.extend(faults.iter().copied());
+    header.extend(["all", "paper"]);
+    let mut t = Table::new("harm_offline", &header);
+    let harm = r.offline_harm();
+    for g in IndustrialGraph::ALL {
+        for p in r.policies() {
+            if !harm.contains_key(&(g, p, "all".to_string())) {
+                continue;
+            }
+            let mut row = vec![g.as_str().to_string(), p.to_string()];
+            for f in faults
+                .iter()
+                .map(|f| f.to_string())
+                .chain(["all".to_string()])
+            {
+                row.push(harm.get(&(g, p, f)).map_or("—".into(), |x| x.display()));
+            }
+            row.push(paper_harm(p, false).into());
+            t.rows.push(row);
+        }
+    }
+    t
+}
+
+/// TTR median and P90 per policy × fault, and how many runs recovered.
+pub fn ttr(r: &Results<'_>) -> Table {
+    let faults = r.faults();
+    let mut header = vec!["policy"];
+    header.extend(faults.iter().copied());
+    header.push("all");
+    let mut t = Table::new("ttr", &header);
+    let ttr = r.ttr();
+    for p in r.policies() {
+        if !ttr.contains_key(&(p, "all".to_string())) {
+            continue;
+        }
+        let mut row = vec![p.to_string()];
+        for f in faults
+            .iter()
+            .map(|f| f.to_string())
+            .chain(["all".to_string()])
+        {
+            row.push(ttr.get(&(p, f)).map_or("—".into(), |v| {
+                let recovered = v.iter().filter(|x| x.is_some()).count();
+                format!(
+                    "{} / {} ({recovered}/{})",
+                    fmt_s(censored_percentile(v, 0.5)),
+                    fmt_s(censored_percentile(v, 0.9)),
+                    v.len()
+                )
+            }));
+        }
+        t.rows.push(row);
+    }
+    t
+}
+
+/// Concurrent recovery, parallel against serial.
+pub fn parallel(r: &Results<'_>) -> Table {
+    let mut t = Table::new(
+        "parallel",
+        &[
+            "app",
+            "execution",
+            "runs",
+            "recovered",
+            "mean TTR",
+            "mean makespan",
+            "makespan speed-up",
+            "TTR speed-up",
+            "max concurrent plans",
+            "overlapping concurrent plans",
+            "R13 lock conflicts",
+        ],
+    );
+    let s = r.parallel_summary();
+    let apps: Vec<String> = s
+        .keys()
+        .map(|(a, _)| a.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for app in apps {
+        let serial = s.get(&(app.clone(), Execution::Serial));
+        for exec in [Execution::Parallel, Execution::Serial] {
+            let Some(x) = s.get(&(app.clone(), exec)) else {
+                continue;
+            };
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
+                _ => "—".into(),
+            };
+            let (ms, ts) = if exec == Execution::Parallel {
+                (
+                    ratio(x.mean_makespan(), serial.and_then(|s| s.mean_makespan())),
+                    ratio(x.mean_ttr(), serial.and_then(|s| s.mean_ttr())),
+                )
+            } else {
+                ("1×".into(), "1×".into())
+            };
+            t.rows.push(vec![
+                app.clone(),
+                format!("{exec:?}").to_lowercase(),
+                x.runs.to_string(),
+                x.recovered.to_string(),
+                fmt_s(x.mean_ttr()),
+                x.mean_makespan()
+                    .map_or("—".into(), |m| format!("{m:.1} s")),
+                ms,
+                ts,
+                x.max_concurrent.to_string(),
+                x.overlap_violations.to_string(),
+                x.lock_conflicts.to_string(),
+            ]);
+        }
+    }
+    t
+}
+
+/// Kernel rejections by rule.
+pub fn rejections(r: &Results<'_>) -> Table {
+    let mut t = Table::new(
+        "rejections",
+        &[
+            "rule",
+            "online, constrained",
+            "offline, constrained",
+            "all experiments",
+        ],
+    );
+    for (rule, (on, off, all)) in r.rejections_by_rule() {
+        t.rows.push(vec![
+            rule.id().to_string(),
+            on.to_string(),
+            off.to_string(),
+            all.to_string(),
+        ]);
+    }
+    t
+}
+
+/// Harm against the LLM error-rate factor.
+pub fn sensitivity(r: &Results<'_>) -> Table {
+    let mut t = Table::new(
+        "sensitivity",
+        &["experiment", "error factor", "unconstrained", "constrained"],
+    );
+    let s = r.sensitivity();
+    let keys: std::collections::BTreeSet<(String, u64)> =
+        s.keys().map(|(e, f, _)| (e.clone(), *f)).collect();
+    for (exp, f) in keys {
+        let cell = |p| {
+            s.get(&(exp.clone(), f, p))
+                .map_or("—".into(), |x: &crate::summary::Proportion| x.display())
+        };
+        t.rows.push(vec![
+            exp.clone(),
+            format!("{:.2}", f as f64 / 1000.0),
+            cell(PolicyKind::Unconstrained),
+            cell(PolicyKind::Constrained),
+        ]);
+    }
+    t
+}
+
+/// Blast radius of the industrial graphs against the paper's.
+pub fn blast_radius(r: &Results<'_>) -> Table {
+    let mut t = Table::new(
+        "blast_radius",
+        &[
+            "graph",
+            "services",
+            "edges",
+            "hubs",
+            "P50",
+            "P90",
+            "P99",
+            "max",
+            "paper (Alibaba v2021)",
+        ],
+    );
+    for g in &r.graphs {
+        t.rows.push(vec![
+            g.graph.as_str().into(),
+            g.services.to_string(),
+            g.edges.to_string(),
+            g.hubs.to_string(),
+            format!("{:.0}", g.blast_p50),
+            format!("{:.0}", g.blast_p90),
+            format!("{:.0}", g.blast_p99),
+            format!("{:.0}", g.blast_max),
+            if g.graph == IndustrialGraph::AlibabaLike {
+                "median 8, P99 59, max 177"
+            } else {
+                "—"
+            }
+            .into(),
+        ]);
+    }
+    t
+}
+
+/// Recovery-group inference latency (wall clock, from `timings.json`).
+pub fn inference(timings: &Timings) -> Table {
+    let mut t = Table::new(
+        "inference_latency",
+        &[
+            "graph",
+            "services",
+            "what",
+            "queries",
+            "P50",
+            "P99",
+            "max",
+            "paper P99",
+        ],
+    );
+    for f in &timings.inference {
+        let ms = |ns: u64| format!("{:.3} ms", ns as f64 / 1e6);
+        t.rows.push(vec![
+            f.graph.clone(),
+            f.services.to_string(),
+            f.what.clone(),
+            f.samples_ns.len().to_string(),
+            ms(f.percentile_ns(0.5)),
+            ms(f.percentile_ns(0.99)),
+            ms(f.samples_ns.last().copied().unwrap_or(0)),
+            f.paper_p99.clone(),
+        ]);
+    }
+    t
+}
+
+/// Coverage of rules, rollbacks and remedies.
+pub fn coverage(r: &Results<'_>) -> (Table, Table) {
+    let c = r.coverage();
+    let mut t = Table::new("coverage", &["what", "count"]);
+    for (rule, n) in &c.rules {
+        t.rows
+            .push(vec![format!("rule {} fired", rule.id()), n.to_string()]);
+    }
+    t.rows.push(vec![
+        "undo/compensation operations".into(),
+        c.rollbacks.to_string(),
+    ]);
+    t.rows.push(vec![
+        "leases expired and reverted".into(),
+        c.lease_expiries.to_string(),
+    ]);
+    t.rows
+        .push(vec!["plans aborted".into(), c.aborted_plans.to_string()]);
+    for (f, n) in &c.faults {
+        t.rows.push(vec![
+            format!("fault {f} injected (runs + offline incidents)"),
+            n.to_string(),
+        ]);
+    }
+    let kinds: std::collections::BTreeSet<&String> = c.remedies.keys().map(|(_, k)| k).collect();
+    let mut header = vec!["fault"];
+    header.extend(kinds.iter().map(|k| k.as_str()));
+    let mut m = Table::new("remedies", &header);
+    for f in r.faults() {
+        let mut row = vec![f.to_string()];
+        for k in &kinds {
+            row.push(
+                c.remedies
+                    .get(&(f.to_string(), (*k).clone()))
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+            );
+        }
+        m.rows.push(row);
+    }
+    (t, m)
+}
+
+/// Every table computed from result lines alone (not timings), in report order.
+pub fn all(r: &Results<'_>) -> Vec<Table> {
+    let (cov, rem) = coverage(r);
+    vec![
+        harm_online(r),
+        harm_offline(r),
+        ttr(r),
+        parallel(r),
+        rejections(r),
+        sensitivity(r),
+        blast_radius(r),
+        cov,
+        rem,
+    ]
+}

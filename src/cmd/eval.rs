@@ -1,0 +1,257 @@
+//! `microreboot eval`: the whole evaluation, written to `reports/out/` as `REPORT.md`, plots,
+//! tables and `results.jsonl`.
+
+use super::read_text;
+use super::sim::prepare_out;
+use agents::PolicyKind;
+use experiments::eval::{EvalConfig, run_eval};
+use experiments::record::Provenance;
+use kernel::groups::{GroupConfig, Inference};
+use kernel::isa::IncidentId;
+use reports::summary::Results;
+use reports::timings::{InferenceTiming, Timings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// A policy name, checked against the six.
+pub fn parse_policy(name: &str) -> Result<PolicyKind, String> {
+    PolicyKind::from_name(name).ok_or_else(|| {
+        let valid: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown policy `{name}`; choose from: {}", valid.join(", "))
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A small matrix (both apps, all faults and policies, two seeds) in a few minutes; no
+    /// timing measurements.
+    #[arg(long)]
+    quick: bool,
+    /// Evaluation configuration (TOML); see `--print-config` for every key and its default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Online seeds per app × fault × policy.
+    #[arg(long)]
+    seeds: Option<u32>,
+    /// Applications, comma-separated (socialNetwork, hotelReservation, mediaMicroservices).
+    #[arg(long, value_delimiter = ',')]
+    apps: Option<Vec<String>>,
+    /// Fault types, comma-separated (crash, latency, resource, partition, misconfig).
+    #[arg(long, value_delimiter = ',')]
+    faults: Option<Vec<String>>,
+    /// Policies, comma-separated (noop, auto-restart, naive-microreboot, unconstrained,
+    /// constrained, oracle).
+    #[arg(long, value_delimiter = ',', value_parser = parse_policy)]
+    policies: Option<Vec<PolicyKind>>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Output directory.
+    #[arg(long, default_value = "reports/out")]
+    out: PathBuf,
+}
+
+/// The commit of the source tree this binary was built from (`+dirty` if it has changes).
+fn commit() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{head}+dirty") } else { head }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// Builds the configuration: defaults (or the quick preset), then the file, then the flags.
+fn config(args: &Args) -> anyhow::Result<EvalConfig> {
+    let base = if args.quick {
+        EvalConfig::quick()
+    } else {
+        EvalConfig::default()
+    };
+    let mut cfg = match &args.config {
+        Some(path) => EvalConfig::merge_toml(base, &read_text(path)?, &path.display().to_string())
+            .map_err(|e| anyhow::anyhow!(e))?,
+        None => base,
+    };
+    if let Some(s) = args.seeds {
+        cfg.seeds = s;
+    }
+    if let Some(a) = &args.apps {
+        cfg.apps = a.clone();
+    }
+    if let Some(f) = &args.faults {
+        cfg.faults = f.clone();
+    }
+    if let Some(p) = &args.policies {
+        cfg.policies = p.clone();
+    }
+    cfg.check().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(cfg)
+}
+
+/// Recovery-group inference latency on both industrial graphs (wall clock).
+fn inference_timings() -> Vec<InferenceTiming> {
+    let incident = IncidentId::try_from("eval").expect("valid id");
+    let mut out = Vec::new();
+    for f in microreboot_benches::infer_fixtures(2000, 200_000) {
+        let paper = if f.graph.service_count() > 1000 {
+            "21 ms"
+        } else {
+            "0.15 ms"
+        };
+        let mut inference = Inference::new();
+        let mut i = 0;
+        let query = microreboot_benches::samples_ns(2000, || {
+            let r = inference.infer(
+                &f.graph,
+                f.symptoms[i % f.symptoms.len()],
+                incident.clone(),
+                GroupConfig::default(),
+            );
+            std::hint::black_box(r);
+            i += 1;
+        });
+        out.push(InferenceTiming {
+            graph: f.name.to_string(),
+            services: f.graph.service_count(),
+            what: "query on the maintained graph".into(),
+            samples_ns: query,
+            paper_p99: paper.into(),
+        });
+        let mut w = microreboot_benches::rebuild_target(&f.graph);
+        let mut j = 0;
+        let rebuild = microreboot_benches::samples_ns(200, || {
+            microreboot_benches::rebuild(&mut w, &f.window);
+            let name = &f.graph.service(f.symptoms[j % f.symptoms.len()]).name;
+            if let Some(s) = w.graph().id(name) {
+                std::hint::black_box(inference.infer(
+                    w.graph(),
+                    s,
+                    incident.clone(),
+                    GroupConfig::default(),
+                ));
+            }
+            j += 1;
+        });
+        out.push(InferenceTiming {
+            graph: f.name.to_string(),
+            services: f.graph.service_count(),
+            what: format!("rebuild from a {}-call window, then query", f.window.len()),
+            samples_ns: rebuild,
+            paper_p99: paper.into(),
+        });
+    }
+    out
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = config(&args)?;
+    if args.print_config {
+        outln!("{}", reports::toml_text(&cfg));
+        return Ok(ExitCode::SUCCESS);
+    }
+    prepare_out(&args.out)?;
+    let provenance = Provenance {
+        commit: commit(),
+        config_hash: cfg.hash(),
+    };
+    let threads = if args.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        args.jobs
+    };
+    let online = cfg.apps.len() * cfg.faults.len() * cfg.seeds as usize * cfg.policies.len();
+    eprintln!(
+        "eval: {online} online runs ({} apps × {} faults × {} policies × {} seeds) plus sweeps, offline and \
+         concurrent-recovery experiments, on {threads} threads",
+        cfg.apps.len(),
+        cfg.faults.len(),
+        cfg.policies.len(),
+        cfg.seeds
+    );
+    let mut output = None;
+    let wall = super::bench::wall_clock(|| {
+        output = Some(run_eval(&cfg, &provenance, threads, true)?);
+        Ok::<(), String>(())
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let output = output.expect("set above");
+    let mut timings = Timings {
+        eval_wall_s: Some(wall),
+        threads,
+        ..Timings::default()
+    };
+    if !args.quick {
+        eprintln!("eval: timing recovery-group inference on the industrial graphs");
+        timings.inference = inference_timings();
+    }
+    let files = reports::write(&args.out, &cfg, &provenance, &output, &timings)?;
+    summary(&output.lines, &args.out, files.len(), wall)?;
+    let gaps = Results::new(&output.lines).coverage().gaps();
+    if gaps.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("coverage check failed: {}", gaps.join("; "));
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The summary table on stdout.
+fn summary(
+    lines: &[experiments::record::ResultLine],
+    out: &Path,
+    files: usize,
+    wall: f64,
+) -> anyhow::Result<()> {
+    let r = Results::new(lines);
+    let harm = r.online_harm();
+    let off = r.offline_harm();
+    let ttr = r.ttr();
+    outln!(
+        "{:<18} {:>26} {:>26} {:>26} {:>12}",
+        "policy",
+        "online harm",
+        "offline alibaba-like",
+        "offline meta-like",
+        "median TTR"
+    );
+    for p in r.policies() {
+        let all = "all".to_string();
+        let cell =
+            |x: Option<&reports::summary::Proportion>| x.map_or("—".to_string(), |x| x.display());
+        let g = |g| cell(off.get(&(g, p, all.clone())));
+        let median = ttr
+            .get(&(p, all.clone()))
+            .and_then(|v| reports::summary::censored_percentile(v, 0.5));
+        outln!(
+            "{:<18} {:>26} {:>26} {:>26} {:>12}",
+            p.as_str(),
+            cell(harm.get(&(p, all.clone()))),
+            g(experiments::offline::IndustrialGraph::AlibabaLike),
+            g(experiments::offline::IndustrialGraph::MetaLike),
+            median.map_or("n/r".to_string(), |m| format!("{m:.0} s"))
+        );
+    }
+    outln!(
+        "wrote {files} files to {} in {wall:.0} s (report: {}/REPORT.md)",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `microreboot scenario`: one incident, one policy, one seed — its timeline plot, metrics,
+//! kernel journal, actions and verdicts, to look closely.
+
+use super::eval::parse_policy;
+use super::read_text;
+use super::sim::prepare_out;
+use agents::PolicyKind;
+use experiments::eval::{EvalConfig, timeline};
+use experiments::harm::Series;
+use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online};
+use experiments::record::{OnlineRecord, Provenance};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Application: socialNetwork, hotelReservation or mediaMicroservices.
+    #[arg(long, default_value = "socialNetwork")]
+    app: String,
+    /// Fault type: crash, latency, resource, partition or misconfig.
+    #[arg(long)]
+    fault: String,
+    /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained or oracle.
+    #[arg(long, value_parser = parse_policy)]
+    policy: PolicyKind,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Evaluation configuration (TOML) for run, LLM and harm parameters.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "reports/out/scenario")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(path) => EvalConfig::from_toml(&read_text(path)?, &path.display().to_string())
+            .map_err(|e| anyhow::anyhow!(e))?,
+        None => EvalConfig::default(),
+    };
+    cfg.apps = vec![args.app.clone()];
+    cfg.faults = vec![args.fault.clone()];
+    cfg.check().map_err(|e| anyhow::anyhow!(e))?;
+    let app = deathstarbench::load(&args.app, &deathstarbench::Deployment::default())?;
+    let fault = deathstarbench::scenario_fault(
+        &args.app,
+        &args.fault,
+        cfg.online.fault_start_s,
+        cfg.online.fault_duration_s,
+    )
+    .ok_or_else(|| anyhow::anyhow!("no {} scenario for {}", args.fault, args.app))?;
+    prepare_out(&args.out)?;
+    let schedule = faults::FaultSchedule {
+        faults: vec![fault],
+    };
+    let spec = |policy| RunSpec {
+        app: &app,
+        faults: schedule.clone(),
+        policy,
+        seed: args.seed,
+        llm: cfg.llm,
+        config: &cfg.online,
+        detection: Detection::Monitoring,
+        execution: Execution::Parallel,
+    };
+    let noop = run_online(&spec(PolicyKind::Noop))?;
+    let result = if args.policy == PolicyKind::Noop {
+        None
+    } else {
+        Some(run_online(&spec(args.policy))?)
+    };
+    let result_ref = result.as_ref().unwrap_or(&noop);
+    let judgement = judge(
+        result_ref,
+        &app,
+        Some(&Series::from_rows(&noop.rows)),
+        &cfg.online,
+    );
+    let provenance = Provenance {
+        commit: "scenario".into(),
+        config_hash: cfg.hash(),
+    };
+    let record = OnlineRecord::new(
+        provenance,
+        &args.app,
+        &args.fault,
+        args.policy,
+        args.seed,
+        1.0,
+        result_ref,
+        &judgement,
+    );
+
+    let write = |name: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    };
+    let mut metrics = Vec::new();
+    sim::metrics::write_csv(&result_ref.rows, &mut metrics)?;
+    write("metrics.csv", metrics)?;
+    write("journal.jsonl", result_ref.journal.to_jsonl().into_bytes())?;
+    write(
+        "actions.json",
+        serde_json::to_vec_pretty(&judgement.actions)?,
+    )?;
+    write(
+        "incidents.json",
+        serde_json::to_vec_pretty(&result_ref.incidents)?,
+    )?;
+    write("record.json", serde_json::to_vec_pretty(&record)?)?;
+    let mut faults_log = Vec::new();
+    for e in &result_ref.fault_log {
+        serde_json::to_writer(&mut faults_log, e)?;
+        faults_log.push(b'\n');
+    }
+    write("faults.jsonl", faults_log)?;
+    let mut points = timeline(&args.app, &args.fault, PolicyKind::Noop, &noop.rows);
+    if let Some(r) = &result {
+        points.extend(timeline(&args.app, &args.fault, args.policy, &r.rows));
+    }
+    let refs: Vec<_> = points.iter().collect();
+    let actions: Vec<(PolicyKind, f64)> = result_ref
+        .actions
+        .iter()
+        .map(|a| (args.policy, a.at_s))
+        .collect();
+    reports::plots::write_timeline(
+        &args.out,
+        &args.app,
+        &args.fault,
+        &refs,
+        &actions,
+        cfg.online.fault_start_s,
+    )
+    .map_err(|e| anyhow::anyhow!("plotting the timeline: {e}"))?;
+
+    outln!(
+        "{} / {} / {} / seed {}",
+        args.app,
+        args.fault,
+        args.policy,
+        args.seed
+    );
+    for inc in &result_ref.incidents {
+        outln!(
+            "incident {}: opened {:.0} s, symptom {}, root cause {} ({:?}), scope {} services, resolved {}",
+            inc.number,
+            inc.opened_at_s,
+            inc.symptom,
+            inc.root_cause,
+            inc.fault,
+            inc.scope_size,
+            inc.resolved_at_s
+                .map_or("no".into(), |t| format!("at {t:.0} s"))
+        );
+        if let Some(d) = &inc.diagnosis {
+            outln!(
+                "  diagnosis: {} {:?} (root correct: {}), mistakes left: {:?}",
+                d.root_cause,
+                d.fault,
+                d.correct_root,
+                inc.mistakes
+            );
+        }
+        for (i, rules) in inc.rejections.iter().enumerate() {
+            let ids: Vec<&str> = rules.iter().map(|r| r.id()).collect();
+            outln!("  kernel rejection {}: {}", i + 1, ids.join(", "));
+        }
+        if let Some(t) = inc.escalated_at_s {
+            outln!("  escalated at {t:.0} s");
+        }
+    }
+    for a in &judgement.actions {
+        let verdict = a.harm.as_ref().map_or("no harm".to_string(), |h| {
+            format!(
+                "HARM: {:?} of {} from {} s for {} s (baseline {:.4}, worst {:.4})",
+                h.metric, h.scope, h.start_s, h.duration_s, h.baseline, h.worst
+            )
+        });
+        outln!(
+            "  {:>6.1} s  {}  -> {verdict}",
+            a.action.at_s,
+            a.action.what
+        );
+    }
+    outln!(
+        "harmful: {}; worse than noop: {}; TTR: {}",
+        judgement.harmful,
+        judgement.counterfactual.is_some(),
+        judgement
+            .ttr_s
+            .map_or("not recovered".into(), |t| format!("{t:.0} s"))
+    );
+    outln!(
+        "wrote metrics.csv, journal.jsonl, actions.json, incidents.json, record.json, faults.jsonl and the timeline plot to {}",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -4,7 +4,7 @@
 //! result lines are the same whatever the thread count.
 
 use crate::harm::Series;
-use crate::offline::{IndustrialGraph, OfflineConfig, run_graph};
+use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
 use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine};
@@ -481,16 +481,15 @@ fn run_job(
             } else {
                 vec![PolicyKind::Unconstrained, PolicyKind::Constrained]
             };
-            let outcomes = run_graph(
+            let setup = OfflineSetup {
                 which,
-                &graphs[*graph],
-                cfg.seed,
-                &policies,
-                cfg.llm.with_error_factor(*factor),
-                &cfg.offline,
-                &cfg.online,
-                *from..*to,
-            );
+                graph: &graphs[*graph],
+                seed: cfg.seed,
+                llm: cfg.llm.with_error_factor(*factor),
+                cfg: &cfg.offline,
+                harm: &cfg.online.harm,
+            };
+            let outcomes = run_graph(&setup, &policies, *from..*to);
             out.lines
                 .extend(outcomes.into_iter().map(|(incident, outcome)| {
                     ResultLine::Offline(OfflineRecord {

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 type PlotResult = Result<(), Box<dyn Error>>;
 
+/// A labelled, coloured series of points.
+type Curve<T> = (String, RGBColor, Vec<T>);
+
 /// Registers the embedded font once per process (plotters' `ab_glyph` backend has no other).
 pub fn register_fonts() -> Result<(), String> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
@@ -227,7 +230,7 @@ fn cdf<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     x_desc: &str,
-    curves: &[(String, RGBColor, Vec<Option<f64>>)],
+    curves: &[Curve<Option<f64>>],
     log_x: bool,
 ) -> PlotResult
 where
@@ -277,7 +280,7 @@ where
 /// Draws step CDF curves on a chart with any f64 x axis.
 fn cdf_curves<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
-    curves: &[(String, RGBColor, Vec<Option<f64>>)],
+    curves: &[Curve<Option<f64>>],
 ) -> PlotResult
 where
     DB::ErrorType: 'static,
@@ -310,7 +313,7 @@ where
 /// Harm against the LLM error-rate factor.
 fn sensitivity<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    lines: &[(String, RGBColor, Vec<(f64, Proportion)>)],
+    lines: &[Curve<(f64, Proportion)>],
 ) -> PlotResult
 where
     DB::ErrorType: 'static,
@@ -445,7 +448,7 @@ pub fn write_all(
     ))?);
     // TTR CDFs.
     let ttr = results.ttr();
-    let curves: Vec<(String, RGBColor, Vec<Option<f64>>)> = results
+    let curves: Vec<Curve<Option<f64>>> = results
         .policies()
         .into_iter()
         .filter_map(|p| {
@@ -468,7 +471,7 @@ pub fn write_all(
             RGBColor(44, 160, 44),
             RGBColor(214, 39, 40),
         ];
-        let curves: Vec<(String, RGBColor, Vec<Option<f64>>)> = timings
+        let curves: Vec<Curve<Option<f64>>> = timings
             .inference
             .iter()
             .enumerate()

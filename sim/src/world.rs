@@ -750,6 +750,7 @@ impl<N: Network> Sim<N> {
                     (*tokens + self.cfg.retries.budget_ratio).min(self.cfg.retries.budget_cap);
             }
             if let Some(&cause) = self.services[cs as usize].breakers.get(&callee) {
+                let cause = self.fault_outage(callee).unwrap_or(cause);
                 fail(self, ErrorKind::BreakerOpen, cause, false);
                 return;
             }
@@ -815,22 +816,56 @@ impl<N: Network> Sim<N> {
         None
     }
 
-    /// Why `service` has no replica to send to.
+    /// Why `service` has no replica to send to. A replica an action took out of service
+    /// would otherwise have served, so actions are blamed before faults — unless the fault
+    /// has every replica down anyway ([`Sim::fault_outage`]).
     fn unavailable_cause(&self, service: u16) -> Cause {
+        if let Some(fault) = self.fault_outage(service) {
+            return fault;
+        }
         let rt = &self.services[service as usize];
         if rt.replicas.is_empty() {
             return rt.scale_cause.unwrap_or(Cause::Overload);
         }
-        let causes = rt.replicas.iter().filter_map(|r| {
-            if r.drained {
+        let (mut action, mut fault) = (None, None);
+        for r in &rt.replicas {
+            let cause = if r.drained {
                 r.drain_cause
             } else if r.state != ReplicaState::Running || !r.in_lb {
                 r.cause
             } else {
                 None
+            };
+            match cause {
+                Some(c @ Cause::Action(_)) => action = action.or(Some(c)),
+                Some(c @ Cause::Fault(_)) => fault = fault.or(Some(c)),
+                _ => {}
             }
-        });
-        strongest(causes)
+        }
+        action.or(fault).unwrap_or(Cause::Overload)
+    }
+
+    /// The fault, if an injected fault leaves `service` unable to answer anything: every
+    /// replica hung, down or restarting because of it, or a configuration it pushed failing
+    /// every request. Requests an action turns away from such a service (a breaker, a rate
+    /// limit, a drain) would have failed anyway, so they keep the fault's tag.
+    fn fault_outage(&self, service: u16) -> Option<Cause> {
+        let rt = &self.services[service as usize];
+        let config = &rt.configs[rt.current_config];
+        if config.fail_fraction >= 1.0
+            && let Some(c @ Cause::Fault(_)) = config.cause
+        {
+            return Some(c);
+        }
+        let mut found = None;
+        for r in &rt.replicas {
+            match (r.state, r.cause) {
+                (ReplicaState::Running, _) => return None,
+                (_, Some(c @ Cause::Fault(_))) => found = Some(c),
+                _ => return None,
+            }
+        }
+        found
     }
 
     /// A fault in `service` or anything it depends on; else an action there; else overload.
@@ -942,6 +977,7 @@ impl<N: Network> Sim<N> {
             l.last = now;
             if l.tokens < 1.0 {
                 let cause = l.cause;
+                let cause = self.fault_outage(service).unwrap_or(cause);
                 return self.respond(
                     call,
                     attempt,

@@ -1,0 +1,347 @@
+//! Policies against a DeathStarBench graph: the two LLM agents share their draws, the typed and
+//! raw renderings of a plan agree, the oracle's plans pass the kernel, and a real-model agent
+//! replays a recorded conversation exactly.
+
+use agents::real_llm::{
+    ChatRequest, Exchange, LlmError, RealLlmAgent, Recorder, ReplayTransport, Transport,
+};
+use agents::{
+    FaultType, GroundTruth, IncidentInfo, IncidentLlm, LlmConfig, Observation, Policy, PolicyKind,
+    Proposal, View, make, oracle_plan,
+};
+use kernel::groups::{GroupConfig, Inference};
+use kernel::isa::IncidentId;
+use kernel::validate::{KernelView, validate};
+use kernel::{DependencyGraph, Rule, Verdict, VirtualTime};
+use sim::ReplicaStatus;
+
+fn hotel() -> (DependencyGraph, sim::spec::AppSpec) {
+    let spec =
+        deathstarbench::load("hotelReservation", &deathstarbench::Deployment::default()).unwrap();
+    (spec.dependency_graph(300.0), spec)
+}
+
+fn incident(
+    graph: &DependencyGraph,
+    symptom: &str,
+    truth: GroundTruth,
+    number: u64,
+) -> IncidentInfo {
+    let id = IncidentId::try_from(format!("inc-{number}")).unwrap();
+    let scope = Inference::new()
+        .infer(
+            graph,
+            graph.id(symptom).unwrap(),
+            id.clone(),
+            GroupConfig::default(),
+        )
+        .scope;
+    IncidentInfo {
+        id,
+        number,
+        opened_at: VirtualTime::from_secs(100),
+        symptom: symptom.into(),
+        scope,
+        truth,
+    }
+}
+
+fn truth(root: &str, fault: FaultType) -> GroundTruth {
+    GroundTruth {
+        root_cause: root.into(),
+        fault,
+        replicas: vec![0],
+        dependency: (fault == FaultType::Partition).then(|| "memcached-rate".to_string()),
+    }
+}
+
+struct NoCluster;
+impl agents::ClusterView for NoCluster {
+    fn service_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn replicas(&self, _: &str) -> Vec<ReplicaStatus> {
+        Vec::new()
+    }
+}
+
+fn observe(
+    policy: &mut dyn Policy,
+    now: u64,
+    incidents: &[IncidentInfo],
+    graph: &DependencyGraph,
+    verdicts: &[(u64, Verdict)],
+) -> Vec<Proposal> {
+    policy.observe(&Observation {
+        now: VirtualTime::from_secs(now),
+        incidents,
+        graph,
+        cluster: &NoCluster,
+        verdicts,
+    })
+}
+
+#[test]
+fn constrained_and_unconstrained_receive_identical_diagnoses_and_plans() {
+    let (graph, _) = hotel();
+    let cfg = LlmConfig::default();
+    let mut compared = 0;
+    for seed in 1..=20u64 {
+        for (n, fault) in FaultType::ALL.into_iter().enumerate() {
+            let info = incident(&graph, "search", truth("rate", fault), n as u64 + 1);
+            let mut constrained = make(PolicyKind::Constrained, seed, cfg);
+            let mut unconstrained = make(PolicyKind::Unconstrained, seed, cfg);
+            // Both decide after the same latency: nothing at first, a plan 30 s later.
+            let infos = std::slice::from_ref(&info);
+            assert!(observe(constrained.as_mut(), 100, infos, &graph, &[]).is_empty());
+            assert!(observe(unconstrained.as_mut(), 100, infos, &graph, &[]).is_empty());
+            let typed = observe(constrained.as_mut(), 130, infos, &graph, &[]);
+            let raw = observe(unconstrained.as_mut(), 130, infos, &graph, &[]);
+            let (c, u) = (
+                &constrained.pipelines()[0].1,
+                &unconstrained.pipelines()[0].1,
+            );
+            assert_eq!(c.diagnosis(), u.diagnosis(), "seed {seed} {fault:?}");
+            assert_eq!(c.mistakes(), u.mistakes());
+            assert_eq!(c.decision_latency_s(), u.decision_latency_s());
+            // The raw commands are the typed plan's actions, in order, except where the ISA
+            // cannot express the intent (destructive commands).
+            let (Proposal::Typed { plan, .. }, Proposal::Raw { commands, .. }) =
+                (&typed[0], &raw[0])
+            else {
+                panic!(
+                    "constrained proposes typed plans, unconstrained raw commands: {typed:?} {raw:?}"
+                );
+            };
+            if !c.mistakes().contains(&agents::Mistake::Destructive) {
+                let expected: Vec<_> = plan
+                    .steps()
+                    .map(|(_, a)| agents::pipeline::raw_of(a, &graph))
+                    .collect();
+                assert_eq!(&expected, commands, "seed {seed} {fault:?}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 50, "most incidents compared: {compared}");
+}
+
+#[test]
+fn draws_differ_across_seeds_and_incidents() {
+    let (graph, _) = hotel();
+    let info = |n| incident(&graph, "search", truth("rate", FaultType::Crash), n);
+    let infos: Vec<IncidentInfo> = (1..=30).map(info).collect();
+    let roots: std::collections::BTreeSet<String> = infos
+        .iter()
+        .map(|i| {
+            let view = View {
+                incident: &i.id,
+                symptom: &i.symptom,
+                graph: &graph,
+                scope: &i.scope,
+                ruled_out: &[],
+            };
+            IncidentLlm::new(7, i.number, 0, LlmConfig::default(), i.truth.clone(), &view)
+                .diagnosis()
+                .root_cause
+                .clone()
+        })
+        .collect();
+    assert!(roots.len() > 2, "localisation errors vary: {roots:?}");
+}
+
+#[test]
+fn perfect_llm_plans_like_the_oracle_and_passes_the_kernel() {
+    let (mut graph, _) = hotel();
+    // The misconfiguration pushed a bad version on top of the good one, as the fault does.
+    let rate = graph.id("rate").unwrap();
+    graph.service_mut(rate).config_versions = vec!["v1".into(), "v2-bad".into()];
+    let perfect = LlmConfig::default().with_error_factor(0.0);
+    for (n, fault) in FaultType::ALL.into_iter().enumerate() {
+        let info = incident(&graph, "rate", truth("rate", fault), n as u64 + 1);
+        let view = View {
+            incident: &info.id,
+            symptom: &info.symptom,
+            graph: &graph,
+            scope: &info.scope,
+            ruled_out: &[],
+        };
+        let llm = IncidentLlm::new(3, info.number, 0, perfect, info.truth.clone(), &view);
+        assert!(llm.diagnosis().correct_root && llm.diagnosis().correct_type);
+        assert!(llm.mistakes().is_empty());
+        let verdict = validate(
+            &llm.typed_plan(&view),
+            &graph,
+            &info.scope,
+            &KernelView::idle(),
+        );
+        assert!(verdict.accepted(), "{fault:?}: {verdict}");
+        let oracle = oracle_plan(&info.id, &info.truth, &graph);
+        let verdict = validate(&oracle, &graph, &info.scope, &KernelView::idle());
+        assert!(verdict.accepted(), "oracle {fault:?}: {verdict}");
+    }
+}
+
+#[test]
+fn constrained_agent_replans_on_rejection_then_escalates() {
+    let (graph, _) = hotel();
+    let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
+    let infos = std::slice::from_ref(&info);
+    let mut agent = make(PolicyKind::Constrained, 1, LlmConfig::default());
+    let rejection = Verdict {
+        incident: info.id.clone(),
+        violations: vec![kernel::validate::Violation {
+            rule: Rule::OutOfScope,
+            step: None,
+            target: None,
+            detail: "test".into(),
+        }],
+    };
+    let mut now = 130;
+    let mut escalated = false;
+    for round in 0..3 {
+        let proposals = observe(agent.as_mut(), now, infos, &graph, &[]);
+        assert!(
+            matches!(proposals.as_slice(), [Proposal::Typed { .. }]),
+            "round {round}: {proposals:?}"
+        );
+        now += 1;
+        let after = observe(
+            agent.as_mut(),
+            now,
+            infos,
+            &graph,
+            &[(1, rejection.clone())],
+        );
+        if round == 2 {
+            escalated = matches!(after.as_slice(), [Proposal::Escalate { incident: 1, .. }]);
+        } else {
+            assert!(after.is_empty(), "re-planning takes time: {after:?}");
+            now += 10;
+        }
+    }
+    assert!(escalated, "three rejections escalate");
+    assert!(
+        observe(agent.as_mut(), now + 100, infos, &graph, &[]).is_empty(),
+        "nothing after escalating"
+    );
+}
+
+#[test]
+fn llm_agent_starts_a_new_round_when_its_remedy_did_not_resolve_the_incident() {
+    let (graph, _) = hotel();
+    let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
+    let infos = std::slice::from_ref(&info);
+    let mut agent = make(PolicyKind::Unconstrained, 5, LlmConfig::default());
+    let mut proposals = 0;
+    let mut escalations = 0;
+    for t in 100..700 {
+        for p in observe(agent.as_mut(), t, infos, &graph, &[]) {
+            match p {
+                Proposal::Raw { .. } => proposals += 1,
+                Proposal::Escalate { .. } => escalations += 1,
+                Proposal::Typed { .. } => panic!("unconstrained never proposes typed plans"),
+            }
+        }
+    }
+    assert_eq!(
+        (proposals, escalations),
+        (3, 1),
+        "three rounds, then a human"
+    );
+    let blamed: Vec<String> = agent
+        .pipelines()
+        .iter()
+        .map(|(_, l)| l.diagnosis().root_cause.clone())
+        .collect();
+    let wrong: Vec<&String> = blamed.iter().filter(|b| *b != "rate").collect();
+    let distinct: std::collections::BTreeSet<&&String> = wrong.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        wrong.len(),
+        "a wrong suspect is not blamed twice: {blamed:?}"
+    );
+}
+
+/// Answers with a fixed list of replies.
+struct Canned(Vec<String>);
+impl Transport for Canned {
+    fn complete(&mut self, _: &ChatRequest) -> Result<String, LlmError> {
+        if self.0.is_empty() {
+            Err(LlmError::Transport("no more replies".into()))
+        } else {
+            Ok(self.0.remove(0))
+        }
+    }
+}
+
+fn drive(agent: &mut dyn Policy, graph: &DependencyGraph, info: &IncidentInfo) -> Vec<Proposal> {
+    let infos = std::slice::from_ref(info);
+    let mut all = Vec::new();
+    let reject = Verdict {
+        incident: info.id.clone(),
+        violations: vec![kernel::validate::Violation {
+            rule: Rule::RestartOrder,
+            step: Some(0),
+            target: None,
+            detail: "test".into(),
+        }],
+    };
+    let mut verdicts = Vec::new();
+    for t in 100..200 {
+        let out = observe(agent, t, infos, graph, &verdicts);
+        verdicts = out
+            .iter()
+            .filter(|p| matches!(p, Proposal::Typed { .. }))
+            .map(|_| (1, reject.clone()))
+            .collect();
+        all.extend(out);
+    }
+    all
+}
+
+#[test]
+fn real_llm_agent_records_then_replays_identically() {
+    let (graph, _) = hotel();
+    let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
+    let replies = vec![
+        "I'll restart the rate service.\n```json\n{\"incident\": \"inc-1\", \"stages\": [[{\"restart\": {\"service\": \"rate\"}}]]}\n```".to_string(),
+        "not a plan at all".to_string(),
+        "{\"incident\": \"inc-1\", \"stages\": [[{\"restart\": {\"service\": \"memcached-rate\"}}], [{\"restart\": {\"service\": \"rate\"}}]]}".to_string(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recording.jsonl");
+    let mut live = RealLlmAgent::new(Recorder::new(Canned(replies), &path), "test-model", 12.0);
+    let recorded = drive(&mut live, &graph, &info);
+    // Two parsed plans (the chatty one and the bare one), the unreadable answer fed back, then
+    // escalation after the third failure.
+    let kinds: Vec<&str> = recorded
+        .iter()
+        .map(|p| match p {
+            Proposal::Typed { .. } => "typed",
+            Proposal::Escalate { .. } => "escalate",
+            Proposal::Raw { .. } => "raw",
+        })
+        .collect();
+    assert_eq!(kinds, ["typed", "typed", "escalate"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let exchanges: Vec<Exchange> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exchanges.len(), 3);
+    assert!(
+        exchanges[1].request.messages[1]
+            .content
+            .contains("R4-restart-order"),
+        "rejections are fed back"
+    );
+    assert!(
+        exchanges[2].request.messages[1]
+            .content
+            .contains("not a typed plan"),
+        "parse errors are fed back"
+    );
+    let mut replayed = RealLlmAgent::new(ReplayTransport::open(&path).unwrap(), "test-model", 12.0);
+    assert_eq!(drive(&mut replayed, &graph, &info), recorded);
+}

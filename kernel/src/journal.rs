@@ -29,7 +29,8 @@ pub enum Event {
     Proposal {
         /// Incident it answers.
         incident: IncidentId,
-        /// The plan as proposed.
+        /// The plan as proposed (`proposed` in JSON: `plan` is the record's plan id).
+        #[serde(rename = "proposed")]
         plan: Plan,
     },
     /// The validator's verdict on the proposal.
@@ -308,6 +309,19 @@ mod tests {
             service: "a".into(),
             rps: Some(5.0),
         };
+        let plan = Plan::from_json_str(
+            r#"{"incident": "inc-1", "stages": [[{"restart": {"service": "a"}}]]}"#,
+            "plan",
+        )
+        .unwrap();
+        j.append(
+            VirtualTime(0),
+            PlanId(1),
+            Event::Proposal {
+                incident: plan.incident.clone(),
+                plan,
+            },
+        );
         j.append(VirtualTime(1), PlanId(1), Event::Commit);
         j.append(
             VirtualTime(2),
@@ -316,7 +330,7 @@ mod tests {
         );
         let text = j.to_jsonl();
         assert!(
-            text.lines().next().unwrap().contains(r#""event":"commit""#),
+            text.lines().nth(1).unwrap().contains(r#""event":"commit""#),
             "{text}"
         );
         let back = read_jsonl(text.as_bytes(), "j").unwrap();

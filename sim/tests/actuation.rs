@@ -105,3 +105,93 @@ fn raw_destructive_commands_hurt() {
             .all(|r| r.state == sim::ReplicaState::Starting)
     );
 }
+
+/// Errors per cause on a path over seconds `from..to`: (fault, action).
+fn causes(sim: &Sim, path: &str, from: u32, to: u32) -> (u64, u64) {
+    let rows = sim.metrics().series(ScopeKind::Path, path);
+    let span = rows.iter().filter(|r| (from..to).contains(&r.second));
+    span.fold((0, 0), |(f, a), r| {
+        (f + r.errors_fault, a + r.errors_action)
+    })
+}
+
+#[test]
+fn what_an_action_turns_away_from_a_service_the_fault_has_taken_down_is_the_faults() {
+    // A breaker on the edge to a hung service fails calls fast, but they would fail anyway.
+    let mut sim = social();
+    sim.run_until(VirtualTime::from_secs(10)).unwrap();
+    let all = [0, 1];
+    sim.hang("post-storage-service", &all, Cause::Fault(1))
+        .unwrap();
+    sim.set_breaker(
+        "user-timeline-service",
+        "post-storage-service",
+        true,
+        Cause::Action(1),
+    )
+    .unwrap();
+    sim.run_until(VirtualTime::from_secs(30)).unwrap();
+    let (fault, action) = causes(&sim, "read-user-timeline", 15, 30);
+    assert!(fault > 0 && action == 0, "fault {fault}, action {action}");
+    // A remedial restart of the hung replicas keeps the fault's tag while they start.
+    sim.restart("post-storage-service", &all, Cause::Action(2))
+        .unwrap();
+    sim.set_breaker(
+        "user-timeline-service",
+        "post-storage-service",
+        false,
+        Cause::Action(1),
+    )
+    .unwrap();
+    sim.run_until(VirtualTime::from_secs(36)).unwrap();
+    let (fault, action) = causes(&sim, "read-user-timeline", 30, 36);
+    assert!(fault > 0 && action == 0, "fault {fault}, action {action}");
+    // Once it serves again, the same breaker's failures are the action's.
+    sim.run_until(VirtualTime::from_secs(60)).unwrap();
+    sim.set_breaker(
+        "user-timeline-service",
+        "post-storage-service",
+        true,
+        Cause::Action(3),
+    )
+    .unwrap();
+    sim.run_until(VirtualTime::from_secs(70)).unwrap();
+    let (fault, action) = causes(&sim, "read-user-timeline", 62, 70);
+    assert!(fault == 0 && action > 0, "fault {fault}, action {action}");
+}
+
+#[test]
+fn scaling_away_busy_replicas_under_faults_is_safe() {
+    // Calls in flight from and to replicas that disappear, with retries pending: the
+    // simulation carries on and the service comes back when scaled up again.
+    let mut sim = social();
+    sim.run_until(VirtualTime::from_secs(5)).unwrap();
+    sim.set_net_delay("compose-post-service", &[0], 300_000, Cause::Fault(1))
+        .unwrap();
+    sim.run_until(VirtualTime::from_secs(8)).unwrap();
+    for (t, service, n) in [
+        (8, "compose-post-service", 0),
+        (9, "post-storage-service", 0),
+        (12, "compose-post-service", 2),
+        (13, "post-storage-service", 2),
+    ] {
+        sim.run_until(VirtualTime::from_secs(t)).unwrap();
+        RawActuator::execute(
+            &mut sim,
+            &RawCommand::Scale {
+                service: service.into(),
+                replicas: n,
+            },
+            Cause::Action(4),
+        )
+        .unwrap();
+    }
+    sim.run_until(VirtualTime::from_secs(60)).unwrap();
+    let rows = sim.metrics().series(ScopeKind::Path, "read-user-timeline");
+    assert!(
+        rows.iter()
+            .filter(|r| r.second >= 40)
+            .all(|r| r.error_rate() < 0.01),
+        "recovered"
+    );
+}

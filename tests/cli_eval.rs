@@ -48,6 +48,40 @@ fn bad_eval_options_give_clear_errors_listing_the_choices() {
 }
 
 #[test]
+fn a_recording_that_does_not_match_the_run_stops_it_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = microreboot(&[
+        "scenario",
+        "--app",
+        "hotelReservation",
+        "--fault",
+        "crash",
+        "--policy",
+        "constrained",
+        "--llm-replay",
+        empty.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no recorded response"), "{err}");
+    let (code, _, err) = microreboot(&[
+        "scenario",
+        "--fault",
+        "crash",
+        "--policy",
+        "oracle",
+        "--llm-replay",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("constrained policy only"), "{err}");
+}
+
+#[test]
 fn config_files_are_checked_key_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

@@ -167,6 +167,11 @@ pub trait Policy {
     fn kind(&self) -> PolicyKind;
     /// One control tick.
     fn observe(&mut self, obs: &Observation<'_>) -> Vec<Proposal>;
+    /// A failure that makes the policy's decisions meaningless (a real model's transport
+    /// broke, a replayed recording does not match the run). The runner stops on it.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// The LLM pipelines of the incidents seen, every diagnosis round in order, for reports
     /// (LLM policies only).
     fn pipelines(&self) -> Vec<(u64, &IncidentLlm)> {

@@ -366,6 +366,7 @@ pub struct RealLlmAgent<T> {
     latency: Duration,
     max_attempts: usize,
     incidents: BTreeMap<u64, Attempts>,
+    failure: Option<String>,
 }
 
 impl<T: Transport> RealLlmAgent<T> {
@@ -378,6 +379,7 @@ impl<T: Transport> RealLlmAgent<T> {
             latency: Duration::from_secs_f64(latency_s.max(0.0)),
             max_attempts: 3,
             incidents: BTreeMap::new(),
+            failure: None,
         }
     }
 
@@ -395,6 +397,10 @@ impl<T: Transport> RealLlmAgent<T> {
 impl<T: Transport> Policy for RealLlmAgent<T> {
     fn kind(&self) -> PolicyKind {
         PolicyKind::Constrained
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.clone()
     }
 
     fn observe(&mut self, obs: &Observation<'_>) -> Vec<Proposal> {
@@ -454,13 +460,19 @@ impl<T: Transport> Policy for RealLlmAgent<T> {
                         plan,
                     });
                 }
-                Err(e) => {
+                // An answer that is not a plan is the model's mistake: tell it and ask again.
+                Err(e @ LlmError::Unparsable(_)) => {
                     let a = self
                         .incidents
                         .get_mut(&info.number)
                         .expect("inserted above");
                     a.feedback.push(e.to_string());
                     a.ready_at = obs.now.saturating_add(latency);
+                }
+                // No answer at all (network, recording) is not: stop.
+                Err(e) => {
+                    self.failure.get_or_insert(e.to_string());
+                    return out;
                 }
             }
         }

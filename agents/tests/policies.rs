@@ -344,4 +344,12 @@ fn real_llm_agent_records_then_replays_identically() {
     );
     let mut replayed = RealLlmAgent::new(ReplayTransport::open(&path).unwrap(), "test-model", 12.0);
     assert_eq!(drive(&mut replayed, &graph, &info), recorded);
+    assert_eq!(replayed.failure(), None);
+    // A recording of another conversation (here: another model) does not answer this one: the
+    // agent stops with the reason instead of improvising.
+    let mut mismatched =
+        RealLlmAgent::new(ReplayTransport::open(&path).unwrap(), "other-model", 12.0);
+    assert!(drive(&mut mismatched, &graph, &info).is_empty());
+    let failure = mismatched.failure().expect("a failure");
+    assert!(failure.contains("no recorded response"), "{failure}");
 }

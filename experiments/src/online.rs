@@ -23,7 +23,7 @@ use crate::harm::{
 use crate::observe::{Monitor, TraceGraph, downstream, symptom};
 use agents::{
     ClusterView, Diagnosis, FaultType, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation,
-    PolicyKind, Proposal, oracle_plan,
+    Policy, PolicyKind, Proposal, oracle_plan,
 };
 use faults::{FaultEvent, FaultInjector, FaultSchedule};
 use kernel::groups::{GroupConfig, Inference};
@@ -265,6 +265,19 @@ fn truth_of(spec: &faults::FaultSpec, replicas: &[u32]) -> GroundTruth {
 
 /// Runs one experiment.
 pub fn run(spec: &RunSpec<'_>) -> Result<OnlineRun, RunError> {
+    // The agents' draws depend on the scenario too, so that one seed does not give the same
+    // mistakes in every scenario; constrained and unconstrained still share them.
+    let policy = agents::make(
+        spec.policy,
+        spec.seed ^ scenario_salt(spec.app, &spec.faults),
+        spec.llm,
+    );
+    run_with(spec, policy)
+}
+
+/// Runs one experiment with a given policy instead of the one `spec.policy` names (a real
+/// model's agent, say); `spec.policy` still labels it.
+pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<OnlineRun, RunError> {
     let cfg = spec.config;
     let app = spec.app;
     let sim_cfg = SimConfig {
@@ -281,13 +294,6 @@ pub fn run(spec: &RunSpec<'_>) -> Result<OnlineRun, RunError> {
     let mut injector =
         FaultInjector::new(spec.faults.clone(), rng::stream(spec.seed, Stream::Faults));
     let mut kernel = Kernel::new(cfg.kernel);
-    // The agents' draws depend on the scenario too, so that one seed does not give the same
-    // mistakes in every scenario; constrained and unconstrained still share them.
-    let mut policy = agents::make(
-        spec.policy,
-        spec.seed ^ scenario_salt(app, &spec.faults),
-        spec.llm,
-    );
     let mut trace = TraceGraph::new(app, cfg.trace_window_s);
     let mut monitor = Monitor::new(app, cfg.alert_after_s);
     let mut inference = Inference::new();
@@ -419,6 +425,12 @@ pub fn run(spec: &RunSpec<'_>) -> Result<OnlineRun, RunError> {
             cluster: &sim as &dyn ClusterView,
             verdicts: &verdicts,
         });
+        if let Some(message) = policy.failure() {
+            return Err(RunError {
+                context: format!("policy {} at {} s", spec.policy, now.as_secs_f64()),
+                message,
+            });
+        }
         for proposal in proposals {
             match proposal {
                 Proposal::Typed { incident, plan } => {

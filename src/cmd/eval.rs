@@ -109,7 +109,8 @@ fn config(args: &Args) -> anyhow::Result<EvalConfig> {
 fn inference_timings() -> Vec<InferenceTiming> {
     let incident = IncidentId::try_from("eval").expect("valid id");
     let mut out = Vec::new();
-    for f in microreboot_benches::infer_fixtures(2000, 200_000) {
+    // The same fixtures as `bench infer` (a 50,000-call window), fewer repetitions.
+    for f in microreboot_benches::infer_fixtures(2000, 50_000) {
         let paper = if f.graph.service_count() > 1000 {
             "21 ms"
         } else {
@@ -136,7 +137,7 @@ fn inference_timings() -> Vec<InferenceTiming> {
         });
         let mut w = microreboot_benches::rebuild_target(&f.graph);
         let mut j = 0;
-        let rebuild = microreboot_benches::samples_ns(200, || {
+        let rebuild = microreboot_benches::samples_ns(500, || {
             microreboot_benches::rebuild(&mut w, &f.window);
             let name = &f.graph.service(f.symptoms[j % f.symptoms.len()]).name;
             if let Some(s) = w.graph().id(name) {

@@ -7,7 +7,7 @@ use super::sim::prepare_out;
 use agents::PolicyKind;
 use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
-use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online};
+use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online, run_with};
 use experiments::record::{OnlineRecord, Provenance};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,65 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "reports/out/scenario")]
     out: PathBuf,
+    /// Plan with a real model instead of the simulated LLM (constrained policy only),
+    /// answering from a recorded conversation (JSON lines written by --llm-record).
+    #[arg(long, conflicts_with = "llm_url")]
+    llm_replay: Option<PathBuf>,
+    /// Plan with a live model behind this OpenAI-compatible base URL, e.g.
+    /// http://localhost:8000/v1 (constrained policy only; needs a build with `--features
+    /// http`; the key, if any, is read from OPENAI_API_KEY).
+    #[arg(long)]
+    llm_url: Option<String>,
+    /// Model name sent to the model (and part of what a replay must match).
+    #[arg(long, default_value = "gpt-4o-mini")]
+    llm_model: String,
+    /// Append every exchange with the live model to this file, for --llm-replay.
+    #[arg(long, requires = "llm_url")]
+    llm_record: Option<PathBuf>,
+}
+
+/// The real-model agent the arguments ask for, if any.
+fn real_model(args: &Args, latency_s: f64) -> anyhow::Result<Option<Box<dyn agents::Policy>>> {
+    use agents::real_llm::{RealLlmAgent, ReplayTransport};
+    if args.llm_replay.is_none() && args.llm_url.is_none() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        args.policy == PolicyKind::Constrained,
+        "a real model plans for the constrained policy only (give --policy constrained)"
+    );
+    if let Some(path) = &args.llm_replay {
+        let transport = ReplayTransport::open(path)?;
+        return Ok(Some(Box::new(RealLlmAgent::new(
+            transport,
+            &args.llm_model,
+            latency_s,
+        ))));
+    }
+    live_model(args, latency_s)
+}
+
+#[cfg(feature = "http")]
+fn live_model(args: &Args, latency_s: f64) -> anyhow::Result<Option<Box<dyn agents::Policy>>> {
+    use agents::real_llm::{HttpTransport, RealLlmAgent, Recorder};
+    let url = args.llm_url.as_deref().expect("checked by the caller");
+    let http = HttpTransport::new(url, std::env::var("OPENAI_API_KEY").ok());
+    Ok(Some(match &args.llm_record {
+        Some(path) => Box::new(RealLlmAgent::new(
+            Recorder::new(http, path),
+            &args.llm_model,
+            latency_s,
+        )),
+        None => Box::new(RealLlmAgent::new(http, &args.llm_model, latency_s)),
+    }))
+}
+
+#[cfg(not(feature = "http"))]
+fn live_model(_: &Args, _: f64) -> anyhow::Result<Option<Box<dyn agents::Policy>>> {
+    anyhow::bail!(
+        "this build has no HTTP client; rebuild with `cargo run --release --features http -- scenario …` \
+         (or replay a recording with --llm-replay)"
+    )
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,11 +124,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         detection: Detection::Monitoring,
         execution: Execution::Parallel,
     };
+    let real = real_model(&args, cfg.llm.decision_latency_s)?;
     let noop = run_online(&spec(PolicyKind::Noop))?;
-    let result = if args.policy == PolicyKind::Noop {
-        None
-    } else {
-        Some(run_online(&spec(args.policy))?)
+    let result = match real {
+        Some(policy) => Some(run_with(&spec(args.policy), policy)?),
+        None if args.policy == PolicyKind::Noop => None,
+        None => Some(run_online(&spec(args.policy))?),
     };
     let result_ref = result.as_ref().unwrap_or(&noop);
     let judgement = judge(

@@ -1,19 +1,8 @@
 //! `microreboot eval` and `scenario`: option errors list the valid choices, the configuration
 //! round-trips, and a scenario writes what it promises.
 
-use std::process::Command;
-
-fn microreboot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_microreboot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod common;
+use common::microreboot;
 
 #[test]
 fn bad_eval_options_give_clear_errors_listing_the_choices() {

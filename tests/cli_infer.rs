@@ -1,24 +1,14 @@
 //! `microreboot infer` and `microreboot graph` end to end.
 
+mod common;
+use common::microreboot;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 fn shared(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/traces")
         .join(rel)
-}
-
-fn microreboot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_microreboot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

@@ -1,18 +1,7 @@
 //! `microreboot sim` end to end: output files, determinism, bad options.
 
-use std::process::Command;
-
-fn microreboot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_microreboot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod common;
+use common::microreboot;
 
 fn run_sim(dir: &std::path::Path, seed: &str) -> Vec<u8> {
     let out = dir.join(format!("run-{seed}-{}", dir.read_dir().unwrap().count()));

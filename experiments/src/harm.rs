@@ -153,6 +153,33 @@ pub struct Regression {
     pub worst: f64,
 }
 
+impl Regression {
+    fn new(
+        scope: &Scope,
+        metric: Metric,
+        (start_s, duration_s): (u32, u32),
+        baseline: f64,
+        worst: f64,
+    ) -> Self {
+        Regression {
+            scope_kind: scope.0,
+            scope: scope.1.clone(),
+            metric,
+            start_s,
+            duration_s,
+            baseline,
+            worst,
+        }
+    }
+}
+
+/// Keeps the earlier-starting of `found` and `candidate` (the first scope wins ties).
+fn keep_earliest(found: &mut Option<Regression>, candidate: Regression) {
+    if found.as_ref().is_none_or(|f| candidate.start_s < f.start_s) {
+        *found = Some(candidate);
+    }
+}
+
 /// The scopes an action on `targets` affects: the targets, their transitive callers, and the
 /// user paths through any of them. Names the application does not have are ignored.
 pub fn affected_scopes(spec: &AppSpec, targets: &[String]) -> Vec<Scope> {
@@ -314,18 +341,10 @@ pub fn judge_action(
                     span.iter().map(|r| r.clean_p99_ms).fold(0.0, f64::max),
                 )
             };
-            let candidate = Regression {
-                scope_kind: scope.0,
-                scope: scope.1.clone(),
-                metric,
-                start_s: start,
-                duration_s: duration,
-                baseline,
-                worst,
-            };
-            if found.as_ref().is_none_or(|f| candidate.start_s < f.start_s) {
-                found = Some(candidate);
-            }
+            keep_earliest(
+                &mut found,
+                Regression::new(scope, metric, (start, duration), baseline, worst),
+            );
         }
     }
     found
@@ -383,17 +402,10 @@ pub fn counterfactual(
                     p[span].iter().map(|r| r.p99_ms).fold(0.0, f64::max),
                 )
             };
-            if found.as_ref().is_none_or(|f| start < f.start_s) {
-                found = Some(Regression {
-                    scope_kind: scope.0,
-                    scope: scope.1.clone(),
-                    metric,
-                    start_s: start,
-                    duration_s: duration,
-                    baseline,
-                    worst,
-                });
-            }
+            keep_earliest(
+                &mut found,
+                Regression::new(scope, metric, (start, duration), baseline, worst),
+            );
         }
     }
     found

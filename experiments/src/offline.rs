@@ -573,6 +573,13 @@ pub fn run_graph(
                 escalated: false,
                 correct_root: None,
             };
+            // An accepted plan takes effect stage by stage.
+            let execute = |plan: &Plan, outcome: &mut OfflineOutcome, effects: &mut Effects<'_>| {
+                outcome
+                    .actions
+                    .extend(plan.steps().map(|(_, a)| a.to_string()));
+                effects.plan(plan);
+            };
             // Raw commands are typed one a second.
             let raw = |commands: Vec<RawCommand>,
                        outcome: &mut OfflineOutcome,
@@ -619,10 +626,7 @@ pub fn run_graph(
                         let plan = llm.typed_plan(&view);
                         let verdict = validate(&plan, graph, &scope, &KernelView::idle());
                         if verdict.accepted() {
-                            outcome
-                                .actions
-                                .extend(plan.steps().map(|(_, a)| a.to_string()));
-                            effects.plan(&plan);
+                            execute(&plan, &mut outcome, &mut effects);
                             break;
                         }
                         outcome.rejections.push(verdict.rules());
@@ -637,10 +641,7 @@ pub fn run_graph(
                     let plan = oracle_plan(&id, &truth, graph);
                     let verdict = validate(&plan, graph, &scope, &KernelView::idle());
                     if verdict.accepted() {
-                        outcome
-                            .actions
-                            .extend(plan.steps().map(|(_, a)| a.to_string()));
-                        effects.plan(&plan);
+                        execute(&plan, &mut outcome, &mut effects);
                     } else {
                         outcome.rejections.push(verdict.rules());
                     }

@@ -29,6 +29,24 @@ pub fn register_fonts() -> Result<(), String> {
     .clone()
 }
 
+/// Draws a chart's series labels in the report's style.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    Ok(())
+}
+
 /// Each policy's colour.
 pub fn color(p: PolicyKind) -> RGBColor {
     match p {
@@ -110,12 +128,7 @@ where
         let row = policies.iter().position(|x| x == p).unwrap_or(0) as f64;
         TriangleMarker::new((*at, 1.0 - 0.04 * row), 6, color(*p).filled())
     }))?;
-    err.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut err, SeriesLabelPosition::UpperLeft)?;
     let mut lat = ChartBuilder::on(&lower)
         .margin(10)
         .x_label_area_size(30)
@@ -215,13 +228,7 @@ where
             )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -300,13 +307,7 @@ where
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -353,13 +354,7 @@ where
                 .map(|(f, p)| Circle::new((*f, 100.0 * p.rate()), 4, c.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `REPORT.md`: setup, every table, the plots, and the comparison with the paper.
 
-use crate::summary::Results;
+use crate::summary::{Results, censored_percentile};
 use crate::tables::{self, Table};
 use crate::timings::Timings;
 use agents::PolicyKind;
@@ -256,34 +256,90 @@ fn differences(w: &mut String, results: &Results<'_>, timings: &Timings) {
         );
     }
     let off = results.offline_harm();
-    for g in IndustrialGraph::ALL {
-        let get = |p| off.get(&(g, p, "all".to_string())).map(|x| x.rate());
-        if let (Some(u), Some(c)) = (get(PolicyKind::Unconstrained), get(PolicyKind::Constrained)) {
-            let _ = writeln!(
-                w,
-                "- **Offline harm on {}**: unconstrained {} and constrained {} against the paper's 77% and 4%. The \
-                 effect model is worst-case by design (a disruption fails every caller path for its whole duration), \
-                 our graphs are synthetic ones calibrated to the published shape statistics rather than the \
-                 original traces, and the incident mix (fault type uniform, root cause by traffic) is ours.",
-                g.as_str(),
-                pct(u),
-                pct(c)
+    let offline: Vec<String> = IndustrialGraph::ALL
+        .into_iter()
+        .filter_map(|g| {
+            let get = |p| off.get(&(g, p, "all".to_string())).map(|x| x.rate());
+            let (u, c) = (
+                get(PolicyKind::Unconstrained)?,
+                get(PolicyKind::Constrained)?,
             );
-        }
+            Some(format!("{} {} → {}", g.as_str(), pct(u), pct(c)))
+        })
+        .collect();
+    if !offline.is_empty() {
+        let _ = writeln!(
+            w,
+            "- **Offline harm** (unconstrained → constrained): {} against the paper's 77% → 4%. The effect model is \
+             worst-case by design (a disruption fails every caller path for its whole duration), our graphs are \
+             synthetic ones calibrated to the published shape statistics rather than the original traces, and the \
+             incident mix (fault type uniform, root cause by traffic) is ours.",
+            offline.join("; ")
+        );
+    }
+    let naive = |g| {
+        off.get(&(g, PolicyKind::NaiveMicroreboot, "all".to_string()))
+            .map_or("—".to_string(), |x| pct(x.rate()))
+    };
+    if let Some(meta) = results
+        .graphs
+        .iter()
+        .find(|g| g.graph == IndustrialGraph::MetaLike)
+    {
+        let _ = writeln!(
+            w,
+            "- **The meta-like graph** wires Meta's real fan-in/fan-out degree sequence at random (configuration \
+             model). Random wiring at those degrees forms one giant strongly connected component, so a restart's \
+             blast radius is {:.0} of {} services at the median: the real call graph is surely more layered. It is \
+             why naive-microreboot (restart the symptom at once) harms in {} of meta-like incidents and {} of \
+             alibaba-like ones.",
+            meta.blast_p50,
+            meta.services,
+            naive(IndustrialGraph::MetaLike),
+            naive(IndustrialGraph::AlibabaLike)
+        );
+    }
+    let ttr = results.ttr();
+    let median = |p| {
+        ttr.get(&(p, "crash".to_string()))
+            .and_then(|v| censored_percentile(v, 0.5))
+    };
+    if let (Some(auto), Some(agent)) = (
+        median(PolicyKind::AutoRestart),
+        median(PolicyKind::Constrained),
+    ) {
+        let _ = writeln!(
+            w,
+            "- **TTR, auto-restart vs. agents**: on crashes auto-restart recovers in {auto:.0} s (median) and the \
+             constrained agent in {agent:.0} s, as the paper observes: a liveness probe acts within seconds while the \
+             agent waits for an alert and then for its decision latency. Auto-restart cannot fix the other four faults \
+             (a restart does not remove a latency, resource, partition or configuration fault); the agents can."
+        );
     }
     let _ = writeln!(
         w,
-        "- **Concurrent recovery**: the paper's ≈5× is for execution; our TTR also contains detection (alert after \
-         10 s) and decision latency, which parallelism cannot shorten, so the TTR speed-up is smaller than the \
-         makespan speed-up."
+        "- **Concurrent recovery**: the paper reports ≈5×. Parallel execution can shorten the makespan at most \
+         to the longest chain of overlapping plans: here plans differ in length (a database starts in 30 s, a \
+         stateless service in 5 s) and the rollback must wait for the restart that holds its service, so the \
+         speed-up is the ratio of summed to longest plan durations, not the number of incidents. Our TTR also \
+         contains detection (alert after 10 s) and decision latency, which parallelism cannot shorten, so the TTR \
+         speed-up is smaller than the makespan speed-up."
     );
-    if let Some(t) = timings.inference.iter().find(|t| t.services > 1000) {
+    for t in timings.inference.iter() {
+        let p99 = t.percentile_ns(0.99) as f64 / 1e6;
         let _ = writeln!(
             w,
-            "- **Inference latency**: P99 {:.3} ms on {} services against the paper's 21 ms: inference here is a \
-             bounded traversal of the symptom's scope (linear in the scope, capped at 30 services), not in the graph.",
-            t.percentile_ns(0.99) as f64 / 1e6,
-            t.services
+            "- **Inference latency, {} ({} services), {}**: P99 {p99:.3} ms against the paper's {}.",
+            t.graph, t.services, t.what, t.paper_p99
+        );
+    }
+    if !timings.inference.is_empty() {
+        let _ = writeln!(
+            w,
+            "  A query is a bounded traversal of the symptom's scope (linear in the scope, capped at 30 services), \
+             not in the graph, so it is far below the paper's numbers. Rebuilding the windowed graph from ~50,000 \
+             calls is linear in the window; on meta-like it exceeds the paper's 0.15 ms, which the paper does not \
+             say includes graph construction."
         );
     }
     let _ = writeln!(

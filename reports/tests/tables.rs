@@ -57,18 +57,7 @@ fn the_report_shows_exactly_the_tables_of_the_results() {
         &Timings::default(),
         &[],
     );
-    let (coverage, remedies) = tables::coverage(&results);
-    for t in [
-        tables::harm_online(&results),
-        tables::harm_offline(&results),
-        tables::ttr(&results),
-        tables::parallel(&results),
-        tables::rejections(&results),
-        tables::sensitivity(&results),
-        tables::blast_radius(&results),
-        coverage,
-        remedies,
-    ] {
+    for t in tables::all(&results) {
         assert!(
             report.contains(&t.markdown()),
             "REPORT.md lacks the {} table",

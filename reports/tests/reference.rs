@@ -1,0 +1,52 @@
+//! The committed reference run (`reports/reference/`) is traceable to its own results: every CSV
+//! table regenerates byte for byte from `results.jsonl.gz` and `timings.json`, and `REPORT.md`
+//! contains exactly the tables those results give. A change to the tables that is not followed
+//! by regenerating the reference (see the README) fails here.
+
+use experiments::record::read_results;
+use reports::summary::Results;
+use reports::tables;
+use reports::timings::Timings;
+use std::io::Read;
+use std::path::PathBuf;
+
+fn reference(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("reference")
+        .join(name)
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(reference(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn reference_tables_and_report_regenerate_from_its_results() {
+    let gz = std::fs::File::open(reference("results.jsonl.gz")).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines = read_results(&text, "results.jsonl.gz").unwrap();
+    let timings: Timings = serde_json::from_str(&read("timings.json")).unwrap();
+    let results = Results::new(&lines);
+
+    let csvs = reports::report::csv_tables(&results, &timings).unwrap();
+    assert!(csvs.len() >= 10, "only {} tables", csvs.len());
+    for (name, csv) in &csvs {
+        assert_eq!(
+            csv,
+            &read(&format!("tables/{name}")),
+            "tables/{name} differs from what results.jsonl.gz gives"
+        );
+    }
+
+    let report = read("REPORT.md");
+    for t in tables::all(&results) {
+        assert!(
+            report.contains(&t.markdown()),
+            "REPORT.md lacks the {} table as results.jsonl.gz gives it",
+            t.name
+        );
+    }
+}

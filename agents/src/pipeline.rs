@@ -232,6 +232,30 @@ enum Intent {
     RestartEverything,
 }
 
+/// A draft step: the intent and, for a reversible action, the lease the planner gives it. The
+/// lease travels with its step, so inserting steps before it never re-points it.
+#[derive(Clone, Debug, PartialEq)]
+struct Step {
+    intent: Intent,
+    lease_s: Option<u64>,
+}
+
+impl Step {
+    fn act(action: Action) -> Self {
+        Step {
+            intent: Intent::Act(action),
+            lease_s: None,
+        }
+    }
+
+    fn leased(action: Action, ttl_s: Option<u64>) -> Self {
+        Step {
+            intent: Intent::Act(action),
+            lease_s: ttl_s,
+        }
+    }
+}
+
 /// The LLM pipeline's state for one incident.
 #[derive(Clone, Debug)]
 pub struct IncidentLlm {
@@ -411,7 +435,7 @@ impl IncidentLlm {
     }
 
     /// The plan as intended steps (stages), with leases.
-    fn draft(&self, view: &View<'_>) -> (String, Vec<Vec<Intent>>, Vec<(usize, u64)>) {
+    fn draft(&self, view: &View<'_>) -> (String, Vec<Vec<Step>>) {
         let g = view.graph;
         let d = &self.diagnosis;
         let has = |m: Mistake| self.mistakes.contains(&m);
@@ -444,10 +468,8 @@ impl IncidentLlm {
         } else {
             ReplicaSelector::All
         };
-        let mut stages: Vec<Vec<Intent>> = Vec::new();
-        let mut leases: Vec<(usize, u64)> = Vec::new();
-        let steps = |stages: &Vec<Vec<Intent>>| stages.iter().map(Vec::len).sum::<usize>();
-        let act = Intent::Act;
+        let mut stages: Vec<Vec<Step>> = Vec::new();
+        let act = Step::act;
         let restart = |s: &str, sel: ReplicaSelector| {
             act(Action::Restart {
                 service: name(s),
@@ -478,13 +500,14 @@ impl IncidentLlm {
                             .expect("positive"),
                     })]);
                 }
-                stages.push(vec![act(Action::Drain {
-                    service: name(root),
-                    replicas: named_replicas.clone(),
-                })]);
-                if !has(Mistake::ForgetRestore) {
-                    leases.push((steps(&stages) - 1, 600));
-                }
+                let lease = (!has(Mistake::ForgetRestore)).then_some(600);
+                stages.push(vec![Step::leased(
+                    Action::Drain {
+                        service: name(root),
+                        replicas: named_replicas.clone(),
+                    },
+                    lease,
+                )]);
             }
             Remedy::Scale => {
                 let n = if has(Mistake::ScaleOutOfBounds) {
@@ -528,11 +551,13 @@ impl IncidentLlm {
             } else {
                 0.8 * baseline
             };
-            stages.push(vec![act(Action::RateLimit {
-                service: name(root),
-                rps: Rate::try_from(rps.max(0.1)).expect("positive"),
-            })]);
-            leases.push((steps(&stages) - 1, 300));
+            stages.push(vec![Step::leased(
+                Action::RateLimit {
+                    service: name(root),
+                    rps: Rate::try_from(rps.max(0.1)).expect("positive"),
+                },
+                Some(300),
+            )]);
         }
         if has(Mistake::CollateralRestart) {
             restarts.splice(0..0, stores.iter().cloned());
@@ -541,11 +566,15 @@ impl IncidentLlm {
             restarts.extend(callers.iter().cloned());
             restarts.push(view.symptom.to_string());
         }
-        restarts.dedup();
+        // Each service once, at its first mention (a too-broad symptom is often the root).
+        let mut seen = BTreeSet::new();
+        restarts.retain(|s| seen.insert(s.clone()));
+        // Dependencies first (breadth is one mistake, order another).
+        restarts = callees_first(g, view.scope, restarts);
         if has(Mistake::WrongOrder) {
             restarts.reverse();
         }
-        let mut restart_stages: Vec<Vec<Intent>> = Vec::new();
+        let mut restart_stages: Vec<Vec<Step>> = Vec::new();
         for s in &restarts {
             // Hubs are drained around their restart; the skip-drain mistake forgets it.
             let hub = g.id(s).is_some_and(|i| g.is_hub(i));
@@ -562,12 +591,20 @@ impl IncidentLlm {
         }
         stages.splice(0..0, restart_stages);
         if has(Mistake::HallucinatedEdge) {
-            let fake = g
+            // An edge between services the model is looking at (the scope) that does not exist.
+            let no_edge = |n: &str| {
+                n != root
+                    && root_id.is_some_and(|r| g.id(n).is_some_and(|c| g.edge(r, c).is_none()))
+            };
+            let fake = view
+                .scope
                 .services()
-                .map(|(_, s)| s.name.clone())
-                .find(|n| {
-                    *n != root
-                        && root_id.is_some_and(|r| g.id(n).is_some_and(|c| g.edge(r, c).is_none()))
+                .find(|n| no_edge(n))
+                .map(str::to_string)
+                .or_else(|| {
+                    g.services()
+                        .map(|(_, s)| s.name.clone())
+                        .find(|n| no_edge(n))
                 })
                 .unwrap_or_else(|| root.to_string());
             stages.push(vec![act(Action::CircuitBreak {
@@ -599,8 +636,10 @@ impl IncidentLlm {
             } else {
                 Intent::RestartEverything
             };
-            stages = vec![vec![destroy]];
-            leases.clear();
+            stages = vec![vec![Step {
+                intent: destroy,
+                lease_s: None,
+            }]];
         }
         if has(Mistake::OversizedPlan) {
             let all: Vec<String> = g.services().map(|(_, s)| s.name.clone()).collect();
@@ -615,23 +654,22 @@ impl IncidentLlm {
             first.push(a);
         }
         if has(Mistake::LeaseOnRestart)
-            && let Some(pos) = stages
-                .iter()
+            && let Some(step) = stages
+                .iter_mut()
                 .flatten()
-                .position(|i| matches!(i, Intent::Act(Action::Restart { .. })))
+                .find(|s| matches!(s.intent, Intent::Act(Action::Restart { .. })))
         {
-            leases.push((pos, 60));
+            step.lease_s = Some(60);
         }
         if has(Mistake::EmptyPlan) {
             stages.clear();
-            leases.clear();
         }
         let incident = if has(Mistake::StaleIncident) {
             format!("{}-previous", view.incident)
         } else {
             view.incident.to_string()
         };
-        (incident, stages, leases)
+        (incident, stages)
     }
 
     /// A deterministic draw that does not consume the incident stream (so that rendering never
@@ -646,53 +684,53 @@ impl IncidentLlm {
     /// attempt: a delete or scale-to-zero becomes a restart, "restart everything" becomes a
     /// restart of every service (which the kernel then rejects as out of scope and too large).
     pub fn typed_plan(&self, view: &View<'_>) -> Plan {
-        let (incident, stages, leases) = self.draft(view);
-        let stages: Vec<Vec<Action>> = stages
-            .into_iter()
-            .map(|stage| {
-                stage
-                    .into_iter()
-                    .flat_map(|intent| match intent {
-                        Intent::Act(a) => vec![a],
-                        Intent::DeleteDeployment(s) | Intent::ScaleToZero(s) => {
-                            vec![Action::Restart {
-                                service: name(&s),
-                                replicas: ReplicaSelector::All,
-                            }]
-                        }
-                        Intent::RestartEverything => view
-                            .graph
-                            .services()
-                            .map(|(_, s)| Action::Restart {
-                                service: name(&s.name),
-                                replicas: ReplicaSelector::All,
-                            })
-                            .collect(),
-                    })
-                    .collect()
-            })
-            .collect();
+        let (incident, draft) = self.draft(view);
+        let mut leases = Vec::new();
+        let mut stages: Vec<Vec<Action>> = Vec::new();
+        for stage in draft {
+            let mut actions = Vec::new();
+            for step in stage {
+                if let Some(ttl) = step.lease_s {
+                    leases.push(Lease {
+                        step: stages.iter().map(Vec::len).sum::<usize>() + actions.len(),
+                        ttl_s: lease(ttl),
+                    });
+                }
+                actions.extend(match step.intent {
+                    Intent::Act(a) => vec![a],
+                    Intent::DeleteDeployment(s) | Intent::ScaleToZero(s) => {
+                        vec![Action::Restart {
+                            service: name(&s),
+                            replicas: ReplicaSelector::All,
+                        }]
+                    }
+                    Intent::RestartEverything => view
+                        .graph
+                        .services()
+                        .map(|(_, s)| Action::Restart {
+                            service: name(&s.name),
+                            replicas: ReplicaSelector::All,
+                        })
+                        .collect(),
+                });
+            }
+            stages.push(actions);
+        }
         let mut plan = Plan::new(
             IncidentId::try_from(incident.as_str()).unwrap_or_else(|_| view.incident.clone()),
             stages,
         );
-        plan.leases = leases
-            .into_iter()
-            .map(|(step, ttl)| Lease {
-                step,
-                ttl_s: lease(ttl),
-            })
-            .collect();
+        plan.leases = leases;
         plan
     }
 
     /// The plan as raw commands, issued in order with no validation and no waiting; leases and
     /// breaker durations do not exist at this level, so nothing is ever reverted.
     pub fn raw_commands(&self, view: &View<'_>) -> Vec<RawCommand> {
-        let (_, stages, _) = self.draft(view);
+        let (_, stages) = self.draft(view);
         let mut out = Vec::new();
-        for intent in stages.into_iter().flatten() {
-            match intent {
+        for step in stages.into_iter().flatten() {
+            match step.intent {
                 Intent::DeleteDeployment(service) => {
                     out.push(RawCommand::DeleteDeployment { service })
                 }
@@ -706,6 +744,32 @@ impl IncidentLlm {
         }
         out
     }
+}
+
+/// `services` reordered so that each comes after those of the list it depends on — by the
+/// scope's restart order, or (outside the scope) by a direct call — otherwise keeping their
+/// order; members of a cycle keep their relative order.
+fn callees_first(
+    g: &DependencyGraph,
+    scope: &RecoveryScope,
+    mut services: Vec<String>,
+) -> Vec<String> {
+    let before = |d: &str, s: &str| {
+        scope.must_restart_before(d, s)
+            || match (g.id(s), g.id(d)) {
+                (Some(s), Some(d)) => g.edge(s, d).is_some(),
+                _ => false,
+            }
+    };
+    let mut ordered = Vec::with_capacity(services.len());
+    while !services.is_empty() {
+        let ready = services
+            .iter()
+            .position(|s| !services.iter().any(|d| d != s && before(d, s)))
+            .unwrap_or(0);
+        ordered.push(services.remove(ready));
+    }
+    ordered
 }
 
 /// The raw command an operator would type for a typed action.

@@ -5,9 +5,10 @@
 use agents::real_llm::{
     ChatRequest, Exchange, LlmError, RealLlmAgent, Recorder, ReplayTransport, Transport,
 };
+
 use agents::{
-    FaultType, GroundTruth, IncidentInfo, IncidentLlm, LlmConfig, Observation, Policy, PolicyKind,
-    Proposal, View, make, oracle_plan,
+    FaultType, GroundTruth, IncidentInfo, IncidentLlm, LlmConfig, Mistake, MistakeRates,
+    Observation, Policy, PolicyKind, Proposal, View, make, oracle_plan,
 };
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
@@ -179,6 +180,84 @@ fn perfect_llm_plans_like_the_oracle_and_passes_the_kernel() {
         let oracle = oracle_plan(&info.id, &info.truth, &graph);
         let verdict = validate(&oracle, &graph, &info.scope, &KernelView::idle());
         assert!(verdict.accepted(), "oracle {fault:?}: {verdict}");
+    }
+}
+
+/// Each planning mistake alone trips only the kernel rules that name it (gross ones aside), never
+/// another: a plan
+/// with a rate-limit or drain lease stays well formed whatever steps a mistake adds before it
+/// (leases travel with their steps), and a service named twice is restarted once.
+#[test]
+fn each_mistake_alone_trips_only_the_rules_that_name_it() {
+    for app in ["hotelReservation", "socialNetwork"] {
+        let spec = deathstarbench::load(app, &deathstarbench::Deployment::default()).unwrap();
+        let mut graph = spec.dependency_graph(300.0);
+        let names: Vec<String> = graph.services().map(|(_, s)| s.name.clone()).collect();
+        for name in &names {
+            let id = graph.id(name).unwrap();
+            graph.service_mut(id).config_versions = vec!["v1".into(), "v2-bad".into()];
+        }
+        for mistake in Mistake::ALL {
+            let mut rates = serde_json::to_value(MistakeRates::default().scaled(0.0)).unwrap();
+            rates[serde_json::to_value(mistake).unwrap().as_str().unwrap()] = 1.0.into();
+            let cfg = LlmConfig {
+                mistakes: serde_json::from_value(rates).unwrap(),
+                verification_catch: 0.0,
+                ..LlmConfig::default().with_error_factor(0.0)
+            };
+            let allowed: Vec<Rule> = Rule::ALL
+                .into_iter()
+                .filter(|r| Mistake::implicated_by(*r).contains(&mistake))
+                .collect();
+            let mut checked = 0;
+            for (n, root) in names.iter().enumerate().step_by(3) {
+                let Some((caller, _)) = graph.callers(graph.id(root).unwrap()).next() else {
+                    continue;
+                };
+                let symptom = graph.service(caller).name.clone();
+                for fault in FaultType::ALL {
+                    let mut t = truth(root, fault);
+                    t.dependency = graph
+                        .callees(graph.id(root).unwrap())
+                        .next()
+                        .map(|(c, _)| graph.service(c).name.clone());
+                    let info = incident(&graph, &symptom, t, n as u64);
+                    let view = View {
+                        incident: &info.id,
+                        symptom: &info.symptom,
+                        graph: &graph,
+                        scope: &info.scope,
+                        ruled_out: &[],
+                    };
+                    let llm = IncidentLlm::new(5, info.number, 0, cfg, info.truth.clone(), &view);
+                    let verdict = validate(
+                        &llm.typed_plan(&view),
+                        &graph,
+                        &info.scope,
+                        &KernelView::idle(),
+                    );
+                    // Gross mistakes (forty restarts; restarting everything) break many rules at
+                    // once; the named one must be among them.
+                    if matches!(mistake, Mistake::OversizedPlan) {
+                        assert!(verdict.rules().contains(&Rule::PlanLength), "{verdict}");
+                        checked += 1;
+                        continue;
+                    }
+                    for rule in verdict
+                        .rules()
+                        .into_iter()
+                        .filter(|_| mistake != Mistake::Destructive)
+                    {
+                        assert!(
+                            allowed.contains(&rule),
+                            "{app}, {mistake:?} alone (root {root}, {fault:?}) tripped {rule:?}: {verdict}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+            assert!(checked > 10, "{app}: only {checked} incidents");
+        }
     }
 }
 

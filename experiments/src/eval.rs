@@ -108,8 +108,7 @@ impl EvalConfig {
         }
     }
 
-    /// Parses a TOML configuration (fields not given keep `base`'s values... see
-    /// [`EvalConfig::merge_toml`]).
+    /// Parses a TOML configuration over the defaults (see [`EvalConfig::merge_toml`]).
     pub fn from_toml(text: &str, source: &str) -> Result<Self, String> {
         Self::merge_toml(EvalConfig::default(), text, source)
     }
@@ -152,14 +151,27 @@ impl EvalConfig {
         if self.apps.is_empty() || self.faults.is_empty() || self.policies.is_empty() {
             return Err("apps, faults and policies must each name at least one".into());
         }
-        if self
-            .sensitivity
-            .factors
-            .iter()
-            .any(|f| !(f.is_finite() && *f >= 0.0))
-        {
-            return Err("sensitivity factors must be finite and non-negative".into());
+        fn unique<T: PartialEq + std::fmt::Debug>(what: &str, xs: &[T]) -> Result<(), String> {
+            match xs.iter().enumerate().find(|(i, x)| xs[..*i].contains(x)) {
+                Some((_, x)) => Err(format!("{what} lists {x:?} twice")),
+                None => Ok(()),
+            }
         }
+        unique("apps", &self.apps)?;
+        unique("faults", &self.faults)?;
+        unique("policies", &self.policies)?;
+        unique("graphs", &self.graphs)?;
+        unique("sensitivity.factors", &self.sensitivity.factors)?;
+        if self.sensitivity.factors.contains(&1.0) {
+            return Err(
+                "sensitivity.factors must not contain 1.0: factor 1 is the main matrix, already run"
+                    .into(),
+            );
+        }
+        check_numbers(
+            &serde_json::to_value(self).map_err(|e| e.to_string())?,
+            &mut Vec::new(),
+        )?;
         if !(self.online.run_s > self.online.fault_start_s && self.online.fault_start_s >= 0.0) {
             return Err("online.run_s must exceed online.fault_start_s".into());
         }
@@ -182,6 +194,48 @@ impl EvalConfig {
     pub fn seed_list(&self) -> Vec<u64> {
         (0..u64::from(self.seeds)).map(|i| self.seed + i).collect()
     }
+}
+
+/// Every fractional number of the configuration is a duration, rate, factor or probability:
+/// finite, non-negative and at most a billion (so that virtual durations stay representable);
+/// the simulated LLM's accuracies and mistake rates are probabilities.
+fn check_numbers(value: &serde_json::Value, path: &mut Vec<String>) -> Result<(), String> {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                check_numbers(v, path)?;
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                check_numbers(v, path)?;
+            }
+        }
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            let key = path.join(".");
+            let probability = key.starts_with("llm.mistakes.")
+                || [
+                    "llm.localization_accuracy",
+                    "llm.fault_type_accuracy",
+                    "llm.verification_catch",
+                    "llm.fix_on_feedback",
+                ]
+                .contains(&key.as_str());
+            let max = if probability { 1.0 } else { 1e9 };
+            if !(0.0..=max).contains(&x) {
+                return Err(format!("{key} = {x}: must be a number in [0, {max}]"));
+            }
+        }
+        // NaN and infinities serialise as null.
+        serde_json::Value::Null => {
+            return Err(format!("{}: must be a finite number", path.join(".")));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn merge(base: &mut toml::Table, overlay: toml::Table) {
@@ -532,4 +586,39 @@ fn run_job(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EvalConfig;
+
+    #[test]
+    fn configurations_with_unusable_numbers_or_repeats_are_refused_by_name() {
+        for (toml, expected) in [
+            ("[llm]\ndecision_latency_s = nan", "llm.decision_latency_s"),
+            ("[llm]\nreplan_latency_s = -6.0", "llm.replan_latency_s"),
+            ("[online]\nrun_s = inf", "online.run_s"),
+            (
+                "[llm.mistakes]\nskip_drain = 1.5",
+                "llm.mistakes.skip_drain",
+            ),
+            (
+                "[llm]\nlocalization_accuracy = 2.0",
+                "llm.localization_accuracy",
+            ),
+            ("policies = [\"noop\", \"noop\"]", "policies lists"),
+            ("faults = [\"crash\", \"crash\"]", "faults lists"),
+            (
+                "[sensitivity]\nfactors = [0.5, 1.0]",
+                "factor 1 is the main matrix",
+            ),
+            ("seeds = 0", "seeds must be at least 1"),
+        ] {
+            let err = EvalConfig::from_toml(toml, "t.toml").expect_err(toml);
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+        assert!(EvalConfig::from_toml("[llm]\nreplan_latency_s = 0.0", "t.toml").is_ok());
+        EvalConfig::default().check().unwrap();
+        EvalConfig::quick().check().unwrap();
+    }
 }

@@ -181,7 +181,7 @@ fn keep_earliest(found: &mut Option<Regression>, candidate: Regression) {
 }
 
 /// The scopes an action on `targets` affects: the targets, their transitive callers, and the
-/// user paths through any of them. Names the application does not have are ignored.
+/// user paths through the targets. Names the application does not have are ignored.
 pub fn affected_scopes(spec: &AppSpec, targets: &[String]) -> Vec<Scope> {
     let n = spec.services.len();
     let mut hit = vec![false; n];
@@ -292,8 +292,10 @@ pub fn judge_action(
     scopes: &[Scope],
     cfg: &HarmConfig,
 ) -> Option<Regression> {
+    // The baseline ends with the last whole second before the action; the grace period starts
+    // at the action itself, so the first judged second is the first whole one after it.
     let at = at_s.max(0.0).floor() as u32;
-    let from = at + cfg.grace_s;
+    let from = at_s.max(0.0).ceil() as u32 + cfg.grace_s;
     let onset_end = from + cfg.onset_window_s;
     let factor = 1.0 + cfg.regression;
     let mut found: Option<Regression> = None;

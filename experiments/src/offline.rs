@@ -3,7 +3,7 @@
 //! worst-case assumptions instead of simulated.
 //!
 //! An incident is a root cause drawn with probability proportional to its traffic, a fault type
-//! drawn uniformly, and the symptom the monitoring side would page on (for a crash, a
+//! drawn uniformly (a partition of a root cause that calls nothing becomes a latency fault), and the symptom the monitoring side would page on (for a crash, a
 //! traffic-weighted caller — a hung service itself reports nothing; otherwise the root cause).
 //! Policies propose exactly as online (same pipeline, same kernel); the kernel validates against
 //! the graph and the inferred scope.
@@ -21,8 +21,8 @@
 //! | restart (all replicas, or undrained ones) | fail for the kind's start-up time (5/8/5/30/5 s: frontend/stateless/cache/db/infra, the DeathStarBench deployment's), +30 s connection storm for an undrained hub; then slow for the cold period of a cache or database (30 s) |
 //! | restart of drained replicas while others serve | none |
 //! | restart of the faulty replicas of a crashed or CPU-starved root cause | none: a remedy, its cost is the fault's (as in the simulator) |
-//! | a service restarted at or before a dependency it calls in the same plan | fails until the dependency is up again and it has restarted once more |
-//! | drain leaving no replica serving | fail until the restore, the lease, or forever (raw) |
+//! | a service restarted at or before a dependency it calls in the same plan (or while that dependency is still starting) | fails until the dependency is up again and it has restarted once more |
+//! | drain leaving no replica serving | fail until the restore (raw: the undrain command), the lease, or forever |
 //! | circuit break on an existing edge | the caller fails for the break's duration (lease), forever (raw) |
 //! | rate limit below the baseline | fail (the shed share) for its lease, forever (raw) |
 //! | scale to zero, delete | fail forever |
@@ -88,7 +88,11 @@ pub struct OfflineConfig {
     pub startup_s: [f64; 5],
     /// Cold period of a restarted cache or database, seconds.
     pub cold_s: f64,
-    /// Extra failure of an undrained hub's restart (callers' reconnect storm), seconds.
+    /// Extra failure of an undrained hub's restart (callers' reconnect storm), seconds. An
+    /// assumption of the worst-case model, not a measurement: more than 20 callers lose their
+    /// in-flight requests and reconnect and retry at once; we let the storm last as long as a
+    /// cold period. At 0, skipping a hub's drain is never harmful offline (the kernel's
+    /// `R3-drain-before-restart` rejects it regardless).
     pub hub_storm_s: f64,
 }
 
@@ -150,7 +154,8 @@ fn kind_index(kind: ServiceKind) -> usize {
     }
 }
 
-/// Draws one incident: root cause by traffic, fault type uniformly, symptom as monitoring sees it.
+/// Draws one incident: root cause by traffic, fault type uniformly (a partition needs a callee),
+/// symptom as monitoring sees it.
 fn sample_incident(graph: &DependencyGraph, rng: &mut ChaCha8Rng) -> (GroundTruth, ServiceId) {
     let traffic = |id: ServiceId| -> u64 {
         let into: u64 = graph.callers(id).map(|(_, d)| d.weight).sum();
@@ -227,6 +232,8 @@ struct Effects<'a> {
     scaled: std::collections::BTreeMap<String, u32>,
     /// When each restarted service is up again, seconds from the plan's start.
     up_at: std::collections::BTreeMap<String, f64>,
+    /// When each service was last restarted in a way that took it down.
+    restarted_at: std::collections::BTreeMap<String, f64>,
     out: Vec<Disruption>,
 }
 
@@ -239,6 +246,7 @@ impl<'a> Effects<'a> {
             drained: Default::default(),
             scaled: Default::default(),
             up_at: Default::default(),
+            restarted_at: Default::default(),
             out: Vec::new(),
         }
     }
@@ -297,6 +305,21 @@ impl<'a> Effects<'a> {
         if all_drained && serving_elsewhere {
             return;
         }
+        // Callers restarted earlier (the wrong order) lose this dependency now: each fails until
+        // it is up again and has restarted once more.
+        let orphaned: Vec<(String, f64)> = self
+            .graph
+            .callers(id)
+            .filter_map(|(c, _)| {
+                let name = &self.graph.service(c).name;
+                let &t = self.restarted_at.get(name)?;
+                (t < at).then(|| (name.clone(), up + self.startup(c) - t))
+            })
+            .collect();
+        for (caller, seconds) in orphaned {
+            self.fail(&caller, seconds, what);
+        }
+        self.restarted_at.insert(service.to_string(), at);
         let hub = self.graph.is_hub(id) && !all_drained;
         let storm = if hub { self.cfg.hub_storm_s } else { 0.0 };
         let cold = if matches!(s.kind, ServiceKind::Cache | ServiceKind::Db) {
@@ -366,7 +389,10 @@ impl<'a> Effects<'a> {
         }
     }
 
-    fn raw(&mut self, command: &RawCommand, at: f64) {
+    /// Executes `commands[i]`, typed `i` seconds after the first.
+    fn raw(&mut self, commands: &[RawCommand], i: usize) {
+        let command = &commands[i];
+        let at = i as f64;
         let what = command.to_string();
         let exists = |s: &str| self.graph.id(s).is_some();
         match command {
@@ -402,12 +428,19 @@ impl<'a> Effects<'a> {
                 }
             }
             RawCommand::Drain { service, replicas } => {
+                // Until a later undrain of the service, if the operator typed one.
+                let until = commands
+                    .iter()
+                    .enumerate()
+                    .skip(i + 1)
+                    .find(|(_, c)| matches!(c, RawCommand::Undrain { service: s } if s == service))
+                    .map_or(f64::INFINITY, |(j, _)| j as f64);
                 if let Ok(name) = kernel::isa::ServiceName::try_from(service.as_str()) {
                     let action = Action::Drain {
                         service: name,
                         replicas: ReplicaSelector::Ids(replicas.clone()),
                     };
-                    self.apply(&action, at, f64::INFINITY, &what);
+                    self.apply(&action, at, until, &what);
                 }
             }
             RawCommand::Undrain { service } => {
@@ -586,7 +619,7 @@ pub fn run_graph(
                        effects: &mut Effects<'_>| {
                 for (i, c) in commands.iter().enumerate() {
                     outcome.actions.push(c.to_string());
-                    effects.raw(c, i as f64);
+                    effects.raw(&commands, i);
                 }
             };
             match policy {
@@ -696,10 +729,47 @@ mod tests {
         let g = graph();
         let cfg = OfflineConfig::default();
         let mut e = Effects::new(&g, &cfg, t);
-        for (i, c) in commands.iter().enumerate() {
-            e.raw(c, i as f64);
+        for i in 0..commands.len() {
+            e.raw(commands, i);
         }
         e.first_harm(&crate::harm::HarmConfig::default())
+    }
+
+    /// The longest disruption of `service` under `commands` (raw) or `typed`.
+    fn longest(service: &str, commands: &[RawCommand], typed: Option<Plan>) -> f64 {
+        let g = graph();
+        let cfg = OfflineConfig::default();
+        let t = truth("api", FaultType::Latency);
+        let mut e = Effects::new(&g, &cfg, &t);
+        for i in 0..commands.len() {
+            e.raw(commands, i);
+        }
+        if let Some(p) = typed {
+            e.plan(&p);
+        }
+        e.out
+            .iter()
+            .filter(|d| d.service == service)
+            .map(|d| d.seconds)
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn restarting_a_caller_before_its_dependency_costs_it_a_second_restart() {
+        let raw_restart = |s: &str| RawCommand::Restart { service: s.into() };
+        // Callee first, waiting for it (typed stages): the caller is down for its own start-up.
+        let right = longest(
+            "api",
+            &[],
+            Some(plan(vec![vec![restart("cache")], vec![restart("api")]])),
+        );
+        assert_eq!(right, 8.0);
+        // Caller first: it loses the cache at 1 s and is up only 8 s after the cache (up at 6 s).
+        let wrong = longest("api", &[raw_restart("api"), raw_restart("cache")], None);
+        assert_eq!(wrong, 14.0);
+        // Callee first but without waiting: the caller starts while the cache is still down.
+        let hasty = longest("api", &[raw_restart("cache"), raw_restart("api")], None);
+        assert_eq!(hasty, 12.0);
     }
 
     fn name(s: &str) -> ServiceName {
@@ -739,7 +809,7 @@ mod tests {
     }
 
     #[test]
-    fn drains_count_until_restored_and_raw_ones_forever() {
+    fn drains_count_until_restored_and_unrestored_raw_ones_forever() {
         let t = truth("api", FaultType::Latency);
         let drain_all = Action::Drain {
             service: name("api"),
@@ -788,6 +858,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.seconds, None, "forever");
+        // A raw drain the operator undrains later counts until the undrain.
+        let drained = longest(
+            "api",
+            &[
+                RawCommand::Drain {
+                    service: "api".into(),
+                    replicas: vec![0, 1],
+                },
+                RawCommand::Undrain {
+                    service: "api".into(),
+                },
+            ],
+            None,
+        );
+        assert_eq!(drained, 1.0);
     }
 
     #[test]

@@ -486,8 +486,8 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         if let Some((incident, command)) = raw_queue.pop_front() {
             match RawActuator::execute(&mut sim, &command, RAW_CAUSE) {
                 Ok(()) => {
-                    let targets = match command.service() {
-                        Some(s) => vec![s.to_string()],
+                    let targets = match command.targets() {
+                        Some(t) => t.into_iter().map(String::from).collect(),
                         None => app.services.iter().map(|s| s.name.clone()).collect(),
                     };
                     run.actions.push(ActionLog {

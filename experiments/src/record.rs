@@ -68,7 +68,8 @@ pub struct OnlineRecord {
     pub escalations: u32,
     /// Whether the (first) diagnosis named the root cause (LLM policies).
     pub correct_root: Option<bool>,
-    /// Mistakes left in the LLM's final plans.
+    /// Mistakes left in the LLM's plan at the end of each diagnosis round (after verification
+    /// and the fixes kernel feedback prompted).
     pub mistakes: Vec<Mistake>,
     /// Kernel plans committed.
     pub plans_committed: u32,

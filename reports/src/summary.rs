@@ -3,13 +3,13 @@
 
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
-use experiments::online::Execution;
+use experiments::online::{Actor, Execution};
 use experiments::record::{GraphRecord, OfflineRecord, OnlineRecord, ParallelRecord, ResultLine};
 use kernel::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A proportion with its 95 % Wilson score interval.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Proportion {
     /// Successes.
     pub k: u32,
@@ -150,9 +150,7 @@ impl<'a> Results<'a> {
         let mut t: BTreeMap<(PolicyKind, String), Proportion> = BTreeMap::new();
         for r in self.online_main() {
             for key in [r.fault.clone(), "all".to_string()] {
-                t.entry((r.policy, key))
-                    .or_insert(Proportion { k: 0, n: 0 })
-                    .add(r.harmful);
+                t.entry((r.policy, key)).or_default().add(r.harmful);
             }
         }
         t
@@ -163,7 +161,7 @@ impl<'a> Results<'a> {
         let mut t: BTreeMap<PolicyKind, Proportion> = BTreeMap::new();
         for r in self.online_main() {
             t.entry(r.policy)
-                .or_insert(Proportion { k: 0, n: 0 })
+                .or_default()
                 .add(r.counterfactual.is_some());
         }
         t
@@ -175,7 +173,7 @@ impl<'a> Results<'a> {
         for r in self.offline_main() {
             for key in [r.fault_name().to_string(), "all".to_string()] {
                 t.entry((r.graph, r.outcome.policy, key))
-                    .or_insert(Proportion { k: 0, n: 0 })
+                    .or_default()
                     .add(r.harmful());
             }
         }
@@ -188,6 +186,20 @@ impl<'a> Results<'a> {
         for r in self.online_main() {
             for key in [r.fault.clone(), "all".to_string()] {
                 t.entry((r.policy, key)).or_default().push(r.ttr_s);
+            }
+        }
+        t
+    }
+
+    /// Online agent actions per (action kind, policy): how many were harmful out of how many
+    /// took effect (DESIGN §8's per-action harm).
+    pub fn harm_by_action(&self) -> BTreeMap<(String, PolicyKind), Proportion> {
+        let mut t: BTreeMap<(String, PolicyKind), Proportion> = BTreeMap::new();
+        for r in self.online_main() {
+            for a in r.actions.iter().filter(|a| a.actor == Actor::Agent) {
+                t.entry((a.kind.clone(), r.policy))
+                    .or_default()
+                    .add(a.harm.is_some());
             }
         }
         t
@@ -242,7 +254,7 @@ impl<'a> Results<'a> {
             .filter(|r| llm(r.policy) && swept_seeds.contains(&r.seed))
         {
             t.entry(("online".into(), key(r.error_factor), r.policy))
-                .or_insert(Proportion { k: 0, n: 0 })
+                .or_default()
                 .add(r.harmful);
         }
         let swept_incidents: BTreeSet<(IndustrialGraph, u32)> = self
@@ -261,7 +273,7 @@ impl<'a> Results<'a> {
                 key(r.error_factor),
                 r.outcome.policy,
             ))
-            .or_insert(Proportion { k: 0, n: 0 })
+            .or_default()
             .add(r.harmful());
         }
         t

@@ -238,6 +238,36 @@ pub fn rejections(r: &Results<'_>) -> Table {
     t
 }
 
+/// Harmful agent actions per action kind and policy, online.
+pub fn harm_by_action(r: &Results<'_>) -> Table {
+    let by_action = r.harm_by_action();
+    let policies: Vec<PolicyKind> = r
+        .policies()
+        .into_iter()
+        .filter(|p| by_action.keys().any(|(_, q)| q == p))
+        .collect();
+    let mut header = vec!["action".to_string()];
+    header.extend(policies.iter().map(|p| p.as_str().to_string()));
+    let mut t = Table {
+        name: "harm_by_action",
+        header,
+        rows: Vec::new(),
+    };
+    let kinds: std::collections::BTreeSet<&String> = by_action.keys().map(|(k, _)| k).collect();
+    for kind in kinds {
+        let mut row = vec![kind.clone()];
+        for &p in &policies {
+            row.push(
+                by_action
+                    .get(&(kind.clone(), p))
+                    .map_or("—".into(), |x| format!("{}/{}", x.k, x.n)),
+            );
+        }
+        t.rows.push(row);
+    }
+    t
+}
+
 /// Harm against the LLM error-rate factor.
 pub fn sensitivity(r: &Results<'_>) -> Table {
     let mut t = Table::new(
@@ -380,6 +410,7 @@ pub fn all(r: &Results<'_>) -> Vec<Table> {
     vec![
         harm_online(r),
         harm_offline(r),
+        harm_by_action(r),
         ttr(r),
         parallel(r),
         rejections(r),

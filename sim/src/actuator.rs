@@ -235,8 +235,9 @@ impl RawCommand {
         }
     }
 
-    /// The service it acts on (for a breaker, the caller); `None` for `RestartAll`.
-    pub fn service(&self) -> Option<&str> {
+    /// The services it acts on, as the typed ISA counts them (a breaker: caller and callee);
+    /// `None` for `RestartAll`, which acts on every service.
+    pub fn targets(&self) -> Option<Vec<&str>> {
         match self {
             RawCommand::RestartAll => None,
             RawCommand::DeleteDeployment { service }
@@ -246,8 +247,8 @@ impl RawCommand {
             | RawCommand::SetConfig { service, .. }
             | RawCommand::Drain { service, .. }
             | RawCommand::Undrain { service }
-            | RawCommand::RateLimit { service, .. } => Some(service),
-            RawCommand::CircuitBreak { caller, .. } => Some(caller),
+            | RawCommand::RateLimit { service, .. } => Some(vec![service]),
+            RawCommand::CircuitBreak { caller, callee } => Some(vec![caller, callee]),
         }
     }
 }

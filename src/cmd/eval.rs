@@ -55,7 +55,7 @@ pub struct Args {
 }
 
 /// The commit of the source tree this binary was built from (`+dirty` if it has changes).
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -204,12 +204,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let files = reports::write(&args.out, &cfg, &provenance, &output, &timings)?;
     summary(&output.lines, &args.out, files.len(), wall)?;
+    // Coverage is a property of the whole matrix: a run narrowed to some faults or policies
+    // cannot exercise everything, so there a gap is only reported.
     let gaps = Results::new(&output.lines).coverage().gaps();
+    let full_matrix = faults::FAULT_TYPES
+        .iter()
+        .all(|f| cfg.faults.iter().any(|g| g == f))
+        && PolicyKind::ALL.iter().all(|p| cfg.policies.contains(p));
     if gaps.is_empty() {
         Ok(ExitCode::SUCCESS)
-    } else {
+    } else if full_matrix {
         eprintln!("coverage check failed: {}", gaps.join("; "));
         Ok(ExitCode::from(1))
+    } else {
+        eprintln!(
+            "coverage (not enforced on a narrowed matrix): {}",
+            gaps.join("; ")
+        );
+        Ok(ExitCode::SUCCESS)
     }
 }
 

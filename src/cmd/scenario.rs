@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &cfg.online,
     );
     let provenance = Provenance {
-        commit: "scenario".into(),
+        commit: super::eval::commit(),
         config_hash: cfg.hash(),
     };
     let record = OnlineRecord::new(

@@ -79,6 +79,12 @@ fn infer_errors_are_clear() {
         microreboot(&["infer", "--trace", bad.to_str().unwrap(), "--symptom", "a"]);
     assert_eq!(code, 2);
     assert!(err.contains("bad.csv:2: field `rt`"), "{err}");
+    // JSON that is not a trace is an error, not an empty graph.
+    let not_a_trace = dir.path().join("plan.json");
+    std::fs::write(&not_a_trace, r#"{"foo": 1}"#).unwrap();
+    let (code, _, err) = microreboot(&["infer", "--trace", not_a_trace.to_str().unwrap(), "--all"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no trace records found"), "{err}");
     let (code, out, _) = microreboot(&[
         "infer",
         "--trace",

@@ -64,10 +64,16 @@ fn bad_options_list_the_valid_choices() {
         "--target",
         "nope",
         "--duration",
-        "1",
+        "100",
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("unknown service `nope`"), "{err}");
+    assert!(
+        err.contains("`nope` is not a service of socialNetwork; choose from: nginx-thrift"),
+        "{err}"
+    );
+    let (code, _, err) = microreboot(&["sim", "--fault", "crash", "--fault-start", "500"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the fault would never be injected"), "{err}");
     let (code, _, err) = microreboot(&["sim", "--duration", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("--duration"), "{err}");

@@ -59,7 +59,15 @@ pub enum LlmError {
         /// How many exchanges had been replayed.
         index: usize,
     },
-    /// A recording could not be read.
+    /// A recording could not be opened or appended to.
+    #[error("{path}: {message}")]
+    RecordingFile {
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A line of a recording could not be read.
     #[error("{path}:{line}: {message}")]
     Recording {
         /// File.
@@ -107,9 +115,8 @@ impl ReplayTransport {
     /// Loads the recording at `path`.
     pub fn open(path: &Path) -> Result<Self, LlmError> {
         let shown = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| LlmError::Recording {
+        let file = std::fs::File::open(path).map_err(|e| LlmError::RecordingFile {
             path: shown.clone(),
-            line: 0,
             message: e.to_string(),
         })?;
         Self::from_reader(std::io::BufReader::new(file), &shown)
@@ -181,9 +188,8 @@ impl<T: Transport> Transport for Recorder<T> {
             response: response.clone(),
         })
         .expect("exchanges serialise");
-        let io = |e: std::io::Error| LlmError::Recording {
+        let io = |e: std::io::Error| LlmError::RecordingFile {
             path: self.path.display().to_string(),
-            line: 0,
             message: e.to_string(),
         };
         let mut file = std::fs::OpenOptions::new()

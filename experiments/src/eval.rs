@@ -172,6 +172,9 @@ impl EvalConfig {
             &serde_json::to_value(self).map_err(|e| e.to_string())?,
             &mut Vec::new(),
         )?;
+        if self.online.rate_rps <= 0.0 {
+            return Err("online.rate_rps must be positive: without traffic no SLO can fail".into());
+        }
         if !(self.online.run_s > self.online.fault_start_s && self.online.fault_start_s >= 0.0) {
             return Err("online.run_s must exceed online.fault_start_s".into());
         }
@@ -613,6 +616,10 @@ mod tests {
                 "factor 1 is the main matrix",
             ),
             ("seeds = 0", "seeds must be at least 1"),
+            (
+                "[online]\nrate_rps = 0.0",
+                "online.rate_rps must be positive",
+            ),
         ] {
             let err = EvalConfig::from_toml(toml, "t.toml").expect_err(toml);
             assert!(err.contains(expected), "{toml}: {err}");

@@ -101,7 +101,7 @@ where
     let (upper, lower) = root.split_vertically(root.dim_in_pixel().1 / 2);
     let mut err = ChartBuilder::on(&upper)
         .margin(10)
-        .x_label_area_size(30)
+        .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..seconds, 0f64..1.05f64)?;
     err.configure_mesh()
@@ -131,7 +131,7 @@ where
     legend(&mut err, SeriesLabelPosition::UpperLeft)?;
     let mut lat = ChartBuilder::on(&lower)
         .margin(10)
-        .x_label_area_size(30)
+        .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..seconds, (0.5f64..20_000f64).log_scale())?;
     lat.configure_mesh()
@@ -139,12 +139,14 @@ where
         .y_desc("worst path P99 (ms)")
         .label_style(("sans-serif", 14))
         .draw()?;
+    // A second with no successful request has no P99: the line breaks there instead of
+    // dropping to the axis (which would read as fast).
     for &p in &policies {
-        let series = points
-            .iter()
-            .filter(|x| x.policy == p)
-            .map(|x| (f64::from(x.second), x.p99_ms.max(0.5)));
-        lat.draw_series(LineSeries::new(series, color(p).stroke_width(2)))?;
+        let own: Vec<&TimelinePoint> = points.iter().copied().filter(|x| x.policy == p).collect();
+        for run in own.split(|x| x.p99_ms <= 0.0).filter(|r| !r.is_empty()) {
+            let series = run.iter().map(|x| (f64::from(x.second), x.p99_ms.max(0.5)));
+            lat.draw_series(LineSeries::new(series, color(p).stroke_width(2)))?;
+        }
     }
     lat.draw_series(std::iter::once(PathElement::new(
         vec![(fault_start_s, 0.5), (fault_start_s, 20_000.0)],

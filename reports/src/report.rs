@@ -133,7 +133,8 @@ pub fn render(
     let _ = writeln!(
         w,
         "First seed of the first application, every fault: user-facing error rate and the worst user path's P99 per \
-         second, one line per policy; the vertical line is the fault's start, triangles are actions.\n"
+         second, one line per policy; the vertical line is the fault's start, triangles are actions; a gap in a P99 \
+         line is a second in which no request succeeded.\n"
     );
     for p in plots
         .iter()
@@ -164,6 +165,15 @@ pub fn render(
     s
 }
 
+/// `n` and the noun, in the plural unless `n` is 1.
+fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 fn plot_link(w: &mut String, plots: &[String], name: &str, alt: &str) {
     if plots.iter().any(|p| p == name) {
         let _ = writeln!(w, "![{alt}]({name})\n");
@@ -175,13 +185,13 @@ fn setup(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings: &Timi
     let seeds = cfg.seed_list();
     let _ = writeln!(
         w,
-        "- Online: {} × {} faults × {} policies × {} seeds ({}..={}) = {} runs in the main matrix, each {:.0} s of \
+        "- Online: {} × {} × {} × {} ({}..={}) = {} runs in the main matrix, each {:.0} s of \
          virtual time at {:.0} requests/s, fault at {:.0} s lasting until remedied (it outlasts the run), control \
          tick 1 s, alerts after {} s of SLO violation, human response to an escalation {:.0} s.",
         cfg.apps.join(" and "),
-        cfg.faults.len(),
-        cfg.policies.len(),
-        cfg.seeds,
+        count(cfg.faults.len(), "fault"),
+        count(cfg.policies.len(), "policy"),
+        count(cfg.seeds as usize, "seed"),
         seeds.first().copied().unwrap_or(0),
         seeds.last().copied().unwrap_or(0),
         results.online_main().count(),

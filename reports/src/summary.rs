@@ -120,10 +120,9 @@ impl<'a> Results<'a> {
     /// Policies present, in report order.
     pub fn policies(&self) -> Vec<PolicyKind> {
         let present: BTreeSet<PolicyKind> = self
-            .online
-            .iter()
+            .online_main()
             .map(|r| r.policy)
-            .chain(self.offline.iter().map(|r| r.outcome.policy))
+            .chain(self.offline_main().map(|r| r.outcome.policy))
             .collect();
         PolicyKind::ALL
             .into_iter()

@@ -280,7 +280,7 @@ impl fmt::Display for RawCommand {
                 write!(f, "kubectl label pods -l app={service} serving=true")
             }
             RawCommand::RateLimit { service, rps } => {
-                write!(f, "istioctl ratelimit {service} {rps}/s")
+                write!(f, "istioctl ratelimit {service} {rps:.1}/s")
             }
             RawCommand::CircuitBreak { caller, callee } => {
                 write!(f, "istioctl circuit-break {caller} -> {callee}")

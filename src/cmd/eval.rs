@@ -23,7 +23,7 @@ pub fn parse_policy(name: &str) -> Result<PolicyKind, String> {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A small matrix (both apps, all faults and policies, two seeds) in a few minutes; no
+    /// A small matrix (both apps, all faults and policies, two seeds) in about a minute; no
     /// timing measurements.
     #[arg(long)]
     quick: bool,
@@ -237,7 +237,7 @@ fn summary(
     let off = r.offline_harm();
     let ttr = r.ttr();
     outln!(
-        "{:<18} {:>26} {:>26} {:>26} {:>12}",
+        "{:<18} {:>29} {:>29} {:>29} {:>12}",
         "policy",
         "online harm",
         "offline alibaba-like",
@@ -253,16 +253,20 @@ fn summary(
             .get(&(p, all.clone()))
             .and_then(|v| reports::summary::censored_percentile(v, 0.5));
         outln!(
-            "{:<18} {:>26} {:>26} {:>26} {:>12}",
+            "{:<18} {:>29} {:>29} {:>29} {:>12}",
             p.as_str(),
             cell(harm.get(&(p, all.clone()))),
             g(experiments::offline::IndustrialGraph::AlibabaLike),
             g(experiments::offline::IndustrialGraph::MetaLike),
-            median.map_or("n/r".to_string(), |m| format!("{m:.0} s"))
+            median.map_or("not reached".to_string(), |m| format!("{m:.0} s"))
         );
     }
     outln!(
-        "wrote {files} files to {} in {wall:.0} s (report: {}/REPORT.md)",
+        "(harm: share of incidents with a harmful agent action, 95% interval, count; median TTR over all faults, \
+         'not reached' when fewer than half the runs recovered)"
+    );
+    outln!(
+        "wrote {files} files to {} after {wall:.0} s of experiments (report: {}/REPORT.md)",
         out.display(),
         out.display()
     );

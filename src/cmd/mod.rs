@@ -34,6 +34,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a remediation plan against a dependency graph and an incident's recovery scope.
+    ///
+    /// Exit status: 0 accepted, 1 rejected (every violated rule is listed), 2 bad input.
     Validate(validate::Args),
     /// Infer recovery groups (scope, restart order, hubs) from traces or a graph.
     Infer(infer::Args),

@@ -218,11 +218,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         if let Some(d) = &inc.diagnosis {
             outln!(
-                "  diagnosis: {} {:?} (root correct: {}), mistakes left: {:?}",
+                "  diagnosis: {} {} (root correct: {}), mistakes left: [{}]",
                 d.root_cause,
-                d.fault,
+                serde_name(&d.fault),
                 d.correct_root,
                 inc.mistakes
+                    .iter()
+                    .map(serde_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         for (i, rules) in inc.rejections.iter().enumerate() {
@@ -259,4 +263,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The name a value has in configuration files and JSON output (`skip_drain`, `partition`).
+fn serde_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

@@ -27,7 +27,7 @@ pub struct AppArgs {
     /// Application: socialNetwork, hotelReservation or mediaMicroservices (or one in --topology).
     #[arg(long, default_value = "socialNetwork")]
     pub app: String,
-    /// A topology file in the schema of shared/topologies/deathstarbench.json.
+    /// A topology file in the schema of deathstarbench/data/deathstarbench.json (the embedded default).
     #[arg(long)]
     pub topology: Option<PathBuf>,
 }
@@ -99,7 +99,8 @@ pub struct Args {
 }
 
 /// Builds the fault schedule the arguments ask for.
-fn schedule(args: &Args, app: &str) -> anyhow::Result<FaultSchedule> {
+fn schedule(args: &Args, app_spec: &sim::spec::AppSpec) -> anyhow::Result<FaultSchedule> {
+    let app = app_spec.name.as_str();
     if let Some(path) = &args.faults {
         return FaultSchedule::from_toml(&read_text(path)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
@@ -123,8 +124,24 @@ fn schedule(args: &Args, app: &str) -> anyhow::Result<FaultSchedule> {
                 )
             })?;
     if let Some(target) = &args.target {
+        anyhow::ensure!(
+            app_spec.service_index(target).is_some(),
+            "--target: `{target}` is not a service of {app}; choose from: {}",
+            app_spec
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         spec.target = target.clone();
     }
+    anyhow::ensure!(
+        args.fault_start < args.duration,
+        "--fault-start {} s is not before the end of the run (--duration {} s): the fault would never be injected",
+        args.fault_start,
+        args.duration
+    );
     Ok(FaultSchedule { faults: vec![spec] })
 }
 
@@ -143,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rate_rps: args.rate,
         ..SimConfig::default()
     };
-    let schedule = schedule(&args, &spec.name)?;
+    let schedule = schedule(&args, &spec)?;
     prepare_out(&args.out)?;
     match args.backend {
         Backend::Des => {
@@ -227,7 +244,8 @@ fn finish<N: Network>(
             .filter(|r| r.p99_ms > 0.0)
             .map(|r| r.p99_ms)
             .collect();
-        let mean_p99 = p99s.iter().sum::<f64>() / p99s.len().max(1) as f64;
+        // (A fold from +0.0: an empty f64 sum is -0.0.)
+        let mean_p99 = p99s.iter().fold(0.0, |a, b| a + b) / p99s.len().max(1) as f64;
         outln!(
             "  {p:<22} {count:>8} requests, error rate {:.4}, mean per-second P99 {mean_p99:.2} ms, SLO violated in {violated} s",
             errors as f64 / count.max(1) as f64

@@ -166,6 +166,12 @@ fn load_trace(
         Some(w) => format!("{} s window", w as f64 / 1e6),
         None => "all calls".to_string(),
     };
+    if summary.records == 0 {
+        anyhow::bail!(
+            "{}: no trace records found as {format} (is it a trace file? choose the format with --format)",
+            path.display()
+        );
+    }
     let late = windowed.late();
     let graph = windowed.into_graph();
     let mut description = format!("{} ({format}): {summary}; {window_text}", path.display());

@@ -92,11 +92,19 @@ impl Columns {
 /// Reads Alibaba call-graph CSV from `input` (already decompressed), handing each call to
 /// `sink`. See the [module documentation](self) for the rules.
 pub fn read(
-    input: impl BufRead,
+    mut input: impl BufRead,
     source: &str,
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
 ) -> Result<IngestSummary, TraceError> {
+    // The csv crate counts a CRLF-terminated record's line one short (BurntSushi/rust-csv#395):
+    // look at the first line ending and correct the line numbers of errors.
+    let crlf_correction = {
+        let buf = input.fill_buf().map_err(|e| io_error(source, &e))?;
+        let first_newline = buf.iter().position(|&b| b == b'\n');
+        u64::from(first_newline.is_some_and(|i| i > 0 && buf[i - 1] == b'\r'))
+    };
+    let csv_error = |source: &str, e: &csv::Error| csv_error(source, e, crlf_correction);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -104,7 +112,7 @@ pub fn read(
         .from_reader(input);
     let header = reader
         .byte_headers()
-        .map_err(|e| csv_error(source, &e))?
+        .map_err(|e| self::csv_error(source, &e, 0))?
         .clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Err(TraceError::new(
@@ -135,7 +143,7 @@ pub fn read(
             }
         }
         summary.records += 1;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| p.line() + crlf_correction);
         let row = match parse_row(&record, &cols, source, line) {
             Ok(row) => row,
             Err(e) => {
@@ -313,10 +321,10 @@ fn placeholder<'b>(buf: &'b mut String, raw: &str, relation: &str, neighbour: &s
     buf
 }
 
-fn csv_error(source: &str, e: &csv::Error) -> TraceError {
-    let line = e
-        .position()
-        .map_or(Location::Input, |p| Location::Line(p.line()));
+fn csv_error(source: &str, e: &csv::Error, line_correction: u64) -> TraceError {
+    let line = e.position().map_or(Location::Input, |p| {
+        Location::Line(p.line() + line_correction)
+    });
     TraceError::new(
         source,
         line,
@@ -417,6 +425,25 @@ mod tests {
             summary.to_string().contains("4 malformed skipped"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn errors_name_the_physical_line_with_lf_and_crlf_endings() {
+        for ending in ["\n", "\r\n"] {
+            let text = [
+                "timestamp,traceid,service,rpc_id,rpctype,um,uminstanceid,interface,dm,dminstanceid,rt",
+                "1,T_1,S,0.1,rpc,MS_1,p,i,MS_2,q,1",
+                "2,T_1,S,0.2,rpc,MS_1,p,i,MS_3,q,1",
+                "3,T_1,S,0.3,rpc,MS_1,p,i,MS_4,q,oops",
+                "",
+            ]
+            .join(ending);
+            let err = calls(&text, false).unwrap_err();
+            assert!(
+                err.to_string().starts_with("t.csv:4: "),
+                "{ending:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -121,6 +121,19 @@ pub struct IncidentInfo {
     pub truth: GroundTruth,
 }
 
+impl IncidentInfo {
+    /// What the planner sees of this incident, with the services earlier rounds blamed.
+    pub fn view<'a>(&'a self, graph: &'a DependencyGraph, ruled_out: &'a [String]) -> View<'a> {
+        View {
+            incident: &self.id,
+            symptom: &self.symptom,
+            graph,
+            scope: &self.scope,
+            ruled_out,
+        }
+    }
+}
+
 /// One tick's observation.
 pub struct Observation<'a> {
     /// Now.
@@ -376,13 +389,7 @@ impl LlmAgent {
         }
         let info = obs.incidents.iter().find(|i| i.number == number)?;
         let ruled_out = ruled_out(&inc.rounds);
-        let view = View {
-            incident: &info.id,
-            symptom: &info.symptom,
-            graph: obs.graph,
-            scope: &info.scope,
-            ruled_out: &ruled_out,
-        };
+        let view = info.view(obs.graph, &ruled_out);
         let latency = inc.current().replan(&verdict.rules(), &view);
         inc.state = AgentState::Thinking {
             ready_at: now.saturating_add(Duration::from_secs_f64(latency)),
@@ -417,13 +424,7 @@ impl Policy for LlmAgent {
         for info in obs.incidents {
             let (seed, cfg, constrained) = (self.seed, self.cfg, self.constrained);
             let inc = self.incidents.entry(info.number).or_insert_with(|| {
-                let view = View {
-                    incident: &info.id,
-                    symptom: &info.symptom,
-                    graph: obs.graph,
-                    scope: &info.scope,
-                    ruled_out: &[],
-                };
+                let view = info.view(obs.graph, &[]);
                 let llm = IncidentLlm::new(seed, info.number, 0, cfg, info.truth.clone(), &view);
                 let ready_at = info
                     .opened_at
@@ -447,13 +448,7 @@ impl Policy for LlmAgent {
                     continue;
                 }
                 let blamed = ruled_out(&inc.rounds);
-                let view = View {
-                    incident: &info.id,
-                    symptom: &info.symptom,
-                    graph: obs.graph,
-                    scope: &info.scope,
-                    ruled_out: &blamed,
-                };
+                let view = info.view(obs.graph, &blamed);
                 let round = inc.rounds.len() as u32;
                 let llm =
                     IncidentLlm::new(seed, info.number, round, cfg, info.truth.clone(), &view);
@@ -469,13 +464,7 @@ impl Policy for LlmAgent {
                 && obs.now >= ready_at
             {
                 let blamed = ruled_out(&inc.rounds[..inc.rounds.len() - 1]);
-                let view = View {
-                    incident: &info.id,
-                    symptom: &info.symptom,
-                    graph: obs.graph,
-                    scope: &info.scope,
-                    ruled_out: &blamed,
-                };
+                let view = info.view(obs.graph, &blamed);
                 if constrained {
                     inc.state = AgentState::AwaitingVerdict;
                     out.push(Proposal::Typed {

@@ -8,13 +8,14 @@ use agents::real_llm::{
 
 use agents::{
     FaultType, GroundTruth, IncidentInfo, IncidentLlm, LlmConfig, Mistake, MistakeRates,
-    Observation, Policy, PolicyKind, Proposal, View, make, oracle_plan,
+    Observation, Policy, PolicyKind, Proposal, make, oracle_plan,
 };
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
 use kernel::validate::{KernelView, validate};
 use kernel::{DependencyGraph, Rule, Verdict, VirtualTime};
 use sim::ReplicaStatus;
+use sim::actuator::RawCommand;
 
 fn hotel() -> (DependencyGraph, sim::spec::AppSpec) {
     let spec =
@@ -135,13 +136,7 @@ fn draws_differ_across_seeds_and_incidents() {
     let roots: std::collections::BTreeSet<String> = infos
         .iter()
         .map(|i| {
-            let view = View {
-                incident: &i.id,
-                symptom: &i.symptom,
-                graph: &graph,
-                scope: &i.scope,
-                ruled_out: &[],
-            };
+            let view = i.view(&graph, &[]);
             IncidentLlm::new(7, i.number, 0, LlmConfig::default(), i.truth.clone(), &view)
                 .diagnosis()
                 .root_cause
@@ -160,13 +155,7 @@ fn perfect_llm_plans_like_the_oracle_and_passes_the_kernel() {
     let perfect = LlmConfig::default().with_error_factor(0.0);
     for (n, fault) in FaultType::ALL.into_iter().enumerate() {
         let info = incident(&graph, "rate", truth("rate", fault), n as u64 + 1);
-        let view = View {
-            incident: &info.id,
-            symptom: &info.symptom,
-            graph: &graph,
-            scope: &info.scope,
-            ruled_out: &[],
-        };
+        let view = info.view(&graph, &[]);
         let llm = IncidentLlm::new(3, info.number, 0, perfect, info.truth.clone(), &view);
         assert!(llm.diagnosis().correct_root && llm.diagnosis().correct_type);
         assert!(llm.mistakes().is_empty());
@@ -222,13 +211,7 @@ fn each_mistake_alone_trips_only_the_rules_that_name_it() {
                         .next()
                         .map(|(c, _)| graph.service(c).name.clone());
                     let info = incident(&graph, &symptom, t, n as u64);
-                    let view = View {
-                        incident: &info.id,
-                        symptom: &info.symptom,
-                        graph: &graph,
-                        scope: &info.scope,
-                        ruled_out: &[],
-                    };
+                    let view = info.view(&graph, &[]);
                     let llm = IncidentLlm::new(5, info.number, 0, cfg, info.truth.clone(), &view);
                     let verdict = validate(
                         &llm.typed_plan(&view),
@@ -236,24 +219,33 @@ fn each_mistake_alone_trips_only_the_rules_that_name_it() {
                         &info.scope,
                         &KernelView::idle(),
                     );
-                    // Gross mistakes (forty restarts; restarting everything) break many rules at
-                    // once; the named one must be among them.
-                    if matches!(mistake, Mistake::OversizedPlan) {
+                    checked += 1;
+                    // Gross mistakes break many rules at once. Forty restarts must at least be
+                    // too long; a destructive command has no typed form (it becomes the closest
+                    // restart, which may pass), but the raw rendering must keep it.
+                    if mistake == Mistake::OversizedPlan {
                         assert!(verdict.rules().contains(&Rule::PlanLength), "{verdict}");
-                        checked += 1;
                         continue;
                     }
-                    for rule in verdict
-                        .rules()
-                        .into_iter()
-                        .filter(|_| mistake != Mistake::Destructive)
-                    {
+                    if mistake == Mistake::Destructive {
+                        let raw = llm.raw_commands(&view);
+                        assert!(
+                            raw.iter().any(|c| matches!(
+                                c,
+                                RawCommand::DeleteDeployment { .. }
+                                    | RawCommand::Scale { replicas: 0, .. }
+                                    | RawCommand::RestartAll
+                            )),
+                            "{raw:?}"
+                        );
+                        continue;
+                    }
+                    for rule in verdict.rules() {
                         assert!(
                             allowed.contains(&rule),
                             "{app}, {mistake:?} alone (root {root}, {fault:?}) tripped {rule:?}: {verdict}"
                         );
                     }
-                    checked += 1;
                 }
             }
             assert!(checked > 10, "{app}: only {checked} incidents");

@@ -172,7 +172,9 @@ impl Default for Deployment {
     }
 }
 
-fn kind_index(kind: ServiceKind) -> usize {
+/// The position of `kind` in the per-kind arrays of a [`Deployment`] (frontend, stateless,
+/// cache, db, infra).
+pub fn kind_index(kind: ServiceKind) -> usize {
     match kind {
         ServiceKind::Frontend => 0,
         ServiceKind::Stateless => 1,

@@ -144,16 +144,6 @@ pub struct OfflineOutcome {
     pub correct_root: Option<bool>,
 }
 
-fn kind_index(kind: ServiceKind) -> usize {
-    match kind {
-        ServiceKind::Frontend => 0,
-        ServiceKind::Stateless => 1,
-        ServiceKind::Cache => 2,
-        ServiceKind::Db => 3,
-        ServiceKind::Infra => 4,
-    }
-}
-
 /// Draws one incident: root cause by traffic, fault type uniformly (a partition needs a callee),
 /// symptom as monitoring sees it.
 fn sample_incident(graph: &DependencyGraph, rng: &mut ChaCha8Rng) -> (GroundTruth, ServiceId) {
@@ -260,7 +250,7 @@ impl<'a> Effects<'a> {
     }
 
     fn startup(&self, id: ServiceId) -> f64 {
-        self.cfg.startup_s[kind_index(self.graph.service(id).kind)]
+        self.cfg.startup_s[deathstarbench::kind_index(self.graph.service(id).kind)]
     }
 
     fn fail(&mut self, service: &str, seconds: f64, action: &str) {

@@ -61,6 +61,14 @@ pub fn paper_harm(policy: PolicyKind, online: bool) -> &'static str {
     }
 }
 
+/// The fault columns of a table, then the "all" column.
+fn with_all(faults: &[&str]) -> impl Iterator<Item = String> {
+    faults
+        .iter()
+        .map(|f| f.to_string())
+        .chain(["all".to_string()])
+}
+
 fn fmt_s(x: Option<f64>) -> String {
     x.map_or("not recovered".to_string(), |v| format!("{v:.0} s"))
 }
@@ -79,11 +87,7 @@ pub fn harm_online(r: &Results<'_>) -> Table {
             continue;
         }
         let mut row = vec![p.to_string()];
-        for f in faults
-            .iter()
-            .map(|f| f.to_string())
-            .chain(["all".to_string()])
-        {
+        for f in with_all(&faults) {
             row.push(harm.get(&(p, f)).map_or("—".into(), |x| x.display()));
         }
         row.push(cf.get(&p).map_or("—".into(), |x| x.display()));
@@ -107,11 +111,7 @@ pub fn harm_offline(r: &Results<'_>) -> Table {
                 continue;
             }
             let mut row = vec![g.as_str().to_string(), p.to_string()];
-            for f in faults
-                .iter()
-                .map(|f| f.to_string())
-                .chain(["all".to_string()])
-            {
+            for f in with_all(&faults) {
                 row.push(harm.get(&(g, p, f)).map_or("—".into(), |x| x.display()));
             }
             row.push(paper_harm(p, false).into());
@@ -134,11 +134,7 @@ pub fn ttr(r: &Results<'_>) -> Table {
             continue;
         }
         let mut row = vec![p.to_string()];
-        for f in faults
-            .iter()
-            .map(|f| f.to_string())
-            .chain(["all".to_string()])
-        {
+        for f in with_all(&faults) {
             row.push(ttr.get(&(p, f)).map_or("—".into(), |v| {
                 let recovered = v.iter().filter(|x| x.is_some()).count();
                 format!(
@@ -246,13 +242,9 @@ pub fn harm_by_action(r: &Results<'_>) -> Table {
         .into_iter()
         .filter(|p| by_action.keys().any(|(_, q)| q == p))
         .collect();
-    let mut header = vec!["action".to_string()];
-    header.extend(policies.iter().map(|p| p.as_str().to_string()));
-    let mut t = Table {
-        name: "harm_by_action",
-        header,
-        rows: Vec::new(),
-    };
+    let mut header = vec!["action"];
+    header.extend(policies.iter().map(|p| p.as_str()));
+    let mut t = Table::new("harm_by_action", &header);
     let kinds: std::collections::BTreeSet<&String> = by_action.keys().map(|(k, _)| k).collect();
     for kind in kinds {
         let mut row = vec![kind.clone()];

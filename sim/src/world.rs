@@ -1531,28 +1531,35 @@ impl<N: Network> Sim<N> {
 
     /// Kills replicas (they stay down and refuse connections) — a crash fault's "kill" mode.
     pub fn kill(&mut self, service: &str, replicas: &[u32], cause: Cause) -> Result<(), SimError> {
-        let s = self.service_index(service)?;
-        self.check_replicas(s, replicas)?;
-        for &r in replicas {
-            self.stop_process(s, r, cause, true);
-            let rep = &mut self.services[s as usize].replicas[r as usize];
-            rep.state = ReplicaState::Down;
-            rep.cause = Some(cause);
-            rep.in_lb = false;
-        }
-        Ok(())
+        self.stop(service, replicas, cause, ReplicaState::Down)
     }
 
     /// Hangs replicas: they keep accepting connections and never answer (callers time out)
     /// until probes take them out of load balancing — a crash fault's "hang" mode.
     pub fn hang(&mut self, service: &str, replicas: &[u32], cause: Cause) -> Result<(), SimError> {
+        self.stop(service, replicas, cause, ReplicaState::Hung)
+    }
+
+    /// Stops replicas' processes, leaving them `state` (down: refusing and out of load
+    /// balancing at once; hung: until probes notice).
+    fn stop(
+        &mut self,
+        service: &str,
+        replicas: &[u32],
+        cause: Cause,
+        state: ReplicaState,
+    ) -> Result<(), SimError> {
         let s = self.service_index(service)?;
         self.check_replicas(s, replicas)?;
+        let down = state == ReplicaState::Down;
         for &r in replicas {
-            self.stop_process(s, r, cause, false);
+            self.stop_process(s, r, cause, down);
             let rep = &mut self.services[s as usize].replicas[r as usize];
-            rep.state = ReplicaState::Hung;
+            rep.state = state;
             rep.cause = Some(cause);
+            if down {
+                rep.in_lb = false;
+            }
         }
         Ok(())
     }

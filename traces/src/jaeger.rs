@@ -9,7 +9,7 @@
 
 use crate::json_stream::{Documents, each_document};
 use crate::spans::{Span, SpanKind, emit_trace, normalise_id};
-use crate::{Call, IngestOptions, IngestSummary, Location, TraceError};
+use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
@@ -119,15 +119,15 @@ impl State<'_> {
             match convert(s, &trace.processes, trace.trace_id.as_deref()) {
                 Ok(span) => spans.push(span),
                 Err((field, message)) => {
-                    let e = TraceError::new(
+                    let path = format!("data[{at}].spans[{i}].{field}");
+                    let counted = self.summary.incomplete_span(
+                        self.options,
                         self.source,
-                        Location::Line(self.line),
-                        format!("data[{at}].spans[{i}].{field}"),
-                        "incomplete span",
+                        self.line,
+                        path,
                         message,
                     );
-                    self.summary.records += 1;
-                    if let Err(e) = self.summary.malformed(self.options, e) {
+                    if let Err(e) = counted {
                         self.failure = Some(e);
                         return;
                     }

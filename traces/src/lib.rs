@@ -104,6 +104,27 @@ impl IngestSummary {
         Ok(())
     }
 
+    /// Records a span, in the JSON document that starts on `line`, that lacks what `field` (its
+    /// JSON path) should hold: it counts as a record, then as [`Self::malformed`].
+    pub(crate) fn incomplete_span(
+        &mut self,
+        options: IngestOptions,
+        source: &str,
+        line: u64,
+        field: String,
+        message: String,
+    ) -> Result<(), TraceError> {
+        self.records += 1;
+        let error = TraceError::new(
+            source,
+            Location::Line(line),
+            field,
+            "incomplete span",
+            message,
+        );
+        self.malformed(options, error)
+    }
+
     /// Total malformed records skipped.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()

@@ -9,7 +9,7 @@
 
 use crate::json_stream::{Documents, each_document};
 use crate::spans::{Span, SpanKind, TraceAssembler, normalise_id};
-use crate::{Call, IngestOptions, IngestSummary, Location, TraceError};
+use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use std::io::BufRead;
 
@@ -99,15 +99,8 @@ pub fn read(
                     match convert(o, service.as_deref()) {
                         Ok(span) => traces.push(span),
                         Err((field, message)) => {
-                            summary.records += 1;
-                            let e = TraceError::new(
-                                source,
-                                Location::Line(line),
-                                format!("{path}.{field}"),
-                                "incomplete span",
-                                message,
-                            );
-                            summary.malformed(options, e)?;
+                            let path = format!("{path}.{field}");
+                            summary.incomplete_span(options, source, line, path, message)?;
                         }
                     }
                 }

@@ -10,7 +10,7 @@
 
 use crate::json_stream::{Documents, each_document};
 use crate::spans::{Span, SpanKind, TraceAssembler, emit_trace, normalise_id};
-use crate::{Call, IngestOptions, IngestSummary, Location, TraceError};
+use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use std::collections::BTreeMap;
@@ -161,15 +161,14 @@ impl State<'_> {
         match result {
             Ok(span) => Some(span),
             Err((field, message)) => {
-                self.summary.records += 1;
-                let e = TraceError::new(
+                let counted = self.summary.incomplete_span(
+                    self.options,
                     self.source,
-                    Location::Line(self.line),
+                    self.line,
                     field,
-                    "incomplete span",
                     message,
                 );
-                if let Err(e) = self.summary.malformed(self.options, e) {
+                if let Err(e) = counted {
                     self.failure = Some(e);
                 }
                 None

@@ -112,6 +112,25 @@ fn json_errors_name_line_column_and_path() {
     assert_eq!(err.field, "data[0].spans[0].processID");
     let (_, summary) = run(text.as_bytes(), Some(Format::Jaeger), true).unwrap();
     assert_eq!(summary.skipped["incomplete span"], 1);
+    // The same in Zipkin (a span without its service) and OTLP (a resource without one).
+    for (format, text, field) in [
+        (
+            Format::Zipkin,
+            r#"[{"traceId":"t","id":"a"},{"traceId":"t","id":"b","localEndpoint":{"serviceName":"svc"}}]"#,
+            "[0].localEndpoint.serviceName",
+        ),
+        (
+            Format::Otlp,
+            r#"{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"spans":[{"traceId":"T","spanId":"1","name":"GET"}]}]}]}"#,
+            "resourceSpans[0].scopeSpans[0].spans[0].resource",
+        ),
+    ] {
+        let err = run(text.as_bytes(), Some(format), false).unwrap_err();
+        assert_eq!(err.field, field, "{format}: {err}");
+        assert_eq!(err.reason, "incomplete span", "{format}: {err}");
+        let (_, summary) = run(text.as_bytes(), Some(format), true).unwrap();
+        assert_eq!(summary.skipped["incomplete span"], 1, "{format}");
+    }
 }
 
 #[test]

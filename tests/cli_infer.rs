@@ -5,15 +5,15 @@ use common::microreboot;
 
 use std::path::PathBuf;
 
-fn shared(rel: &str) -> PathBuf {
+fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/traces")
+        .join("traces/testdata")
         .join(rel)
 }
 
 #[test]
 fn infer_from_the_deathstarbench_jaeger_export() {
-    let trace = shared("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
+    let trace = testdata("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
     let trace = trace.to_str().unwrap();
     let (code, out, err) = microreboot(&[
         "infer",
@@ -49,7 +49,7 @@ fn infer_from_the_deathstarbench_jaeger_export() {
 
 #[test]
 fn infer_errors_are_clear() {
-    let trace = shared("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
+    let trace = testdata("jaeger/dsb_socialnetwork_read_home_timeline.jaeger.json");
     let trace = trace.to_str().unwrap();
     let (code, _, err) = microreboot(&["infer", "--trace", trace, "--symptom", "home-timeline"]);
     assert_eq!(code, 2);

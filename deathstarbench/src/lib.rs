@@ -12,7 +12,7 @@
 //!
 //! Service times are log-normal with σ = 0.5 and medians chosen from the per-hop latencies
 //! published for DeathStarBench (Gan et al., ASPLOS'19: 0.15–1.4 ms per hop, 1–7 ms end to end
-//! at low load) and the real Jaeger spans in `shared/traces/jaeger` (home-timeline server span
+//! at low load) and the real Jaeger spans in `traces/testdata/jaeger` (home-timeline server span
 //! 0.35–1.36 ms including its downstream calls; redis 0.16 ms; memcached mget 0.58 ms; ReadPosts
 //! 0.93 ms with its memcached call): frontend 0.15 ms, stateless service 0.25 ms, cache 0.10 ms,
 //! database 0.80 ms of CPU per request, plus 60–120 µs per network hop. A read-home-timeline

@@ -24,7 +24,7 @@ const HEADER: &str = "traceid,timestamp,rpcid,um,rpctype,dm,interface,rt\n";
 #[test]
 fn truncated_gzip_is_a_clear_error() {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/traces/alibaba/casper_2021_sample_small.csv.gz");
+        .join("testdata/alibaba/casper_2021_sample_small.csv.gz");
     let bytes = std::fs::read(path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.csv.gz");

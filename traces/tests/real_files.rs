@@ -1,18 +1,18 @@
-//! The readers on the real trace files in `../shared/traces/` and the minimal format examples.
+//! The readers on the real trace files in `traces/testdata/` (copies with provenance, see its README) and the minimal format examples.
 
 use kernel::{DependencyGraph, ServiceKind};
 use std::path::PathBuf;
 use traces::{Format, IngestOptions, IngestSummary, WindowedGraph, ingest_path};
 
-fn shared(rel: &str) -> PathBuf {
+fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/traces")
+        .join("testdata")
         .join(rel)
 }
 
 fn load(rel: &str, lenient: bool) -> (Format, IngestSummary, DependencyGraph) {
     let mut window = WindowedGraph::new(None);
-    let (format, summary) = ingest_path(&shared(rel), None, IngestOptions { lenient }, &mut |c| {
+    let (format, summary) = ingest_path(&testdata(rel), None, IngestOptions { lenient }, &mut |c| {
         window.ingest(c)
     })
     .unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -150,7 +150,7 @@ fn the_three_minimal_formats_give_the_same_graph() {
 
 #[test]
 fn meta_tables_parse_and_match_the_embedded_degrees() {
-    let text = std::fs::read_to_string(shared("meta/service-characteristics.csv")).unwrap();
+    let text = std::fs::read_to_string(testdata("meta/service-characteristics.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().unwrap().clone();
     let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
@@ -174,7 +174,7 @@ fn meta_tables_parse_and_match_the_embedded_degrees() {
         "meta/service-history.csv",
         "meta/inferred-path-data.csv",
     ] {
-        let text = std::fs::read_to_string(shared(other)).unwrap();
+        let text = std::fs::read_to_string(testdata(other)).unwrap();
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let mut n = 0;
         for record in reader.records() {

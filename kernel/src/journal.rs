@@ -113,21 +113,46 @@ pub enum Event {
         /// True when every undo and compensation succeeded.
         clean: bool,
     },
-    /// A lease ran out and the kernel reverted its step.
+    /// A lease ran out and the kernel reverted its step (see `kernel::lease` for what reverting
+    /// means when leases overlap).
     LeaseExpired {
         /// Step number.
         step: usize,
-        /// The reverting operation applied.
-        op: ControlOp,
+        /// The reverting operation applied; absent when other leases or later steps keep the
+        /// control where it is, so nothing had to change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<ControlOp>,
     },
-    /// Reverting a lease failed.
+    /// Reverting a lease failed; the lease stays held and the revert is retried.
     LeaseFailed {
         /// Step number.
         step: usize,
-        /// The operation that failed.
-        op: ControlOp,
+        /// The operation that failed, if the service could be observed at all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<ControlOp>,
         /// Why.
         error: String,
+        /// Failed reverts of this lease so far.
+        failures: u32,
+        /// When the kernel tries again.
+        retry_at: VirtualTime,
+    },
+    /// A lease's revert failed repeatedly; a human should look (the kernel keeps retrying).
+    LeaseEscalated {
+        /// Step number.
+        step: usize,
+        /// Failed reverts so far.
+        failures: u32,
+    },
+    /// A later permanent step (e.g. a `restore_traffic`) removed what this lease held, so there
+    /// is nothing left for it to revert.
+    LeaseSuperseded {
+        /// Step number of the lease.
+        step: usize,
+        /// The plan whose step superseded it.
+        by_plan: PlanId,
+        /// That plan's step.
+        by_step: usize,
     },
 }
 
@@ -138,7 +163,7 @@ impl Event {
             Event::StepApplied { op, .. }
             | Event::Undo { op, .. }
             | Event::Compensate { op, .. }
-            | Event::LeaseExpired { op, .. } => Some(op),
+            | Event::LeaseExpired { op: Some(op), .. } => Some(op),
             _ => None,
         }
     }
@@ -160,6 +185,8 @@ impl Event {
             Event::Abort { .. } => "abort",
             Event::LeaseExpired { .. } => "lease_expired",
             Event::LeaseFailed { .. } => "lease_failed",
+            Event::LeaseEscalated { .. } => "lease_escalated",
+            Event::LeaseSuperseded { .. } => "lease_superseded",
         }
     }
 }
@@ -326,7 +353,10 @@ mod tests {
         j.append(
             VirtualTime(2),
             PlanId(1),
-            Event::LeaseExpired { step: 0, op },
+            Event::LeaseExpired {
+                step: 0,
+                op: Some(op),
+            },
         );
         let text = j.to_jsonl();
         assert!(

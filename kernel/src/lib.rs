@@ -59,6 +59,7 @@ pub mod groups;
 pub mod input;
 pub mod isa;
 pub mod journal;
+pub mod lease;
 pub mod scope;
 pub mod state;
 pub mod time;

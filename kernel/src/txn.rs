@@ -28,6 +28,7 @@
 use crate::graph::DependencyGraph;
 use crate::isa::{Action, LeaseSeconds, Plan, RollbackClass};
 use crate::journal::{Event, Journal};
+use crate::lease::{LeaseBook, LeaseId};
 use crate::scope::RecoveryScope;
 use crate::state::{ControlOp, ControlState, ServiceControl};
 use crate::time::VirtualTime;
@@ -186,6 +187,8 @@ pub fn lower(action: &Action, before: &ServiceControl) -> Result<ControlOp, Stri
 #[derive(Clone, Debug)]
 struct AppliedStep {
     step: usize,
+    /// The service's state just before the step (the base of a lease on it).
+    before: ServiceControl,
     op: ControlOp,
     undo: Option<ControlOp>,
     class: RollbackClass,
@@ -214,14 +217,12 @@ struct Txn {
     phase: Phase,
     applied: Vec<AppliedStep>,
     locked: Vec<String>,
+    /// Services the scope says must be drained around a restart (`R3`), asserted at run time.
+    hubs: BTreeSet<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct ArmedLease {
-    expires: VirtualTime,
-    plan: PlanId,
-    step: usize,
-}
+/// Failed reverts of one lease after which the kernel escalates (it keeps retrying).
+pub const LEASE_ESCALATE_AFTER: u32 = 3;
 
 /// The microkernel: validator, executor, lock table, restart budget and journal.
 /// See the [module documentation](self).
@@ -231,7 +232,9 @@ pub struct Kernel {
     locks: BTreeMap<String, PlanId>,
     restarts: VecDeque<VirtualTime>,
     txns: BTreeMap<PlanId, Txn>,
-    leases: BTreeMap<ArmedLease, ControlOp>,
+    leases: LeaseBook,
+    /// Leases whose revert failed [`LEASE_ESCALATE_AFTER`] times, for a human to look at.
+    escalated: Vec<LeaseId>,
     journal: Journal,
     next_plan: u64,
 }
@@ -270,9 +273,19 @@ impl Kernel {
         self.txns.contains_key(&plan)
     }
 
-    /// Leases armed and not yet expired.
+    /// Leases armed and not yet expired (including failed reverts awaiting a retry).
     pub fn armed_leases(&self) -> usize {
         self.leases.len()
+    }
+
+    /// The live leases.
+    pub fn leases(&self) -> &LeaseBook {
+        &self.leases
+    }
+
+    /// Leases whose revert kept failing and were escalated (the kernel still retries them).
+    pub fn escalated_leases(&self) -> &[LeaseId] {
+        &self.escalated
     }
 
     /// Restarts within the budget period ending at `now`.
@@ -328,6 +341,13 @@ impl Kernel {
                 .collect();
             locked.sort();
             locked.dedup();
+            let hubs = plan
+                .steps()
+                .filter(|(_, a)| matches!(a, Action::Restart { .. }))
+                .map(|(_, a)| a.service().as_str())
+                .filter(|s| scope.requires_drain(s))
+                .map(str::to_string)
+                .collect();
             for service in &locked {
                 self.locks.insert(service.clone(), id);
             }
@@ -339,6 +359,7 @@ impl Kernel {
                     phase: Phase::Ready,
                     applied: Vec::new(),
                     locked,
+                    hubs,
                 },
             );
         }
@@ -386,8 +407,7 @@ impl Kernel {
             } => Some(*deadline),
             _ => None,
         });
-        let lease = self.leases.keys().next().map(|l| l.expires);
-        deadlines.chain(lease).min()
+        deadlines.chain(self.leases.next_expiry()).min()
     }
 
     fn advance<A: Actuator + ?Sized>(
@@ -476,6 +496,17 @@ impl Kernel {
                 Ok(pair) => pair,
                 Err(error) => return self.step_failed(now, id, txn, step, action, None, error),
             };
+            if let ControlOp::Restart { service, replicas } = &op
+                && txn.hubs.contains(service)
+                && let Some(live) = replicas.iter().find(|r| !before.drained.contains(r))
+            {
+                // The validator's R3 simulated the plan's drains; this is the same promise
+                // checked against the world as it is, in case anything moved in between.
+                let error = format!(
+                    "R3 at run time: replica {live} of hub `{service}` is in load balancing"
+                );
+                return self.step_failed(now, id, txn, step, action, Some(op), error);
+            }
             if let Err(error) = actuator.apply(&op) {
                 return self.step_failed(now, id, txn, step, action, Some(op), error);
             }
@@ -501,6 +532,7 @@ impl Kernel {
             txn.applied.push(AppliedStep {
                 step,
                 undo: op.undo(&before),
+                before,
                 op,
                 class,
                 lease,
@@ -692,46 +724,95 @@ impl Kernel {
         Ok(Outcome::Aborted { reason, clean })
     }
 
+    /// At commit: every step enters the lease book in order, leased ones as holds that expire
+    /// `ttl` after now, the others as permanent changes (see [`crate::lease`]).
     fn arm_leases(&mut self, now: VirtualTime, id: PlanId, txn: &Txn) {
         for applied in &txn.applied {
-            if let (Some(ttl), Some(undo)) = (applied.lease, &applied.undo) {
-                self.leases.insert(
-                    ArmedLease {
-                        expires: now.saturating_add(ttl.duration()),
-                        plan: id,
-                        step: applied.step,
+            let lease = LeaseId {
+                plan: id,
+                step: applied.step,
+            };
+            let expires = applied.lease.map(|ttl| now.saturating_add(ttl.duration()));
+            for moot in self
+                .leases
+                .record(lease, &applied.op, &applied.before, expires)
+            {
+                self.journal.append(
+                    now,
+                    moot.plan,
+                    Event::LeaseSuperseded {
+                        step: moot.step,
+                        by_plan: id,
+                        by_step: applied.step,
                     },
-                    undo.clone(),
                 );
             }
         }
     }
 
+    /// Reverts due leases. A revert on a service another plan has locked waits for that plan;
+    /// a failed revert stays held and is retried with back-off, and is escalated after
+    /// [`LEASE_ESCALATE_AFTER`] failures — a lease is never dropped silently.
     fn expire_leases<A: Actuator + ?Sized>(&mut self, now: VirtualTime, actuator: &mut A) {
-        let due: Vec<ArmedLease> = self
-            .leases
-            .keys()
-            .take_while(|l| l.expires <= now)
-            .cloned()
-            .collect();
-        for lease in due {
-            let op = &self.leases[&lease];
-            if self.locks.contains_key(op.service()) {
+        for (lease, service) in self.leases.due(now) {
+            if self.locks.contains_key(&service) {
                 continue; // another plan is working on the service; revert once it finishes
             }
-            let op = self.leases.remove(&lease).expect("listed above");
-            let event = match actuator.apply(&op) {
-                Ok(()) => Event::LeaseExpired {
-                    step: lease.step,
-                    op,
-                },
-                Err(error) => Event::LeaseFailed {
-                    step: lease.step,
-                    op,
-                    error,
-                },
+            let outcome = match actuator.observe(&service) {
+                None => Err((
+                    None,
+                    format!("service `{service}` is not known to the actuator"),
+                )),
+                Some(current) => {
+                    let revert = self.leases.revert(lease, &current).expect("listed as due");
+                    match revert.op {
+                        None => Ok(None),
+                        Some(op) => match actuator.apply(&op) {
+                            Ok(()) => Ok(Some(op)),
+                            Err(error) => Err((Some(op), error)),
+                        },
+                    }
+                }
             };
-            self.journal.append(now, lease.plan, event);
+            match outcome {
+                Ok(op) => {
+                    self.leases.end(lease);
+                    self.journal.append(
+                        now,
+                        lease.plan,
+                        Event::LeaseExpired {
+                            step: lease.step,
+                            op,
+                        },
+                    );
+                }
+                Err((op, error)) => {
+                    let (failures, retry_at) =
+                        self.leases.postpone(lease, now).expect("listed as due");
+                    self.journal.append(
+                        now,
+                        lease.plan,
+                        Event::LeaseFailed {
+                            step: lease.step,
+                            op,
+                            error,
+                            failures,
+                            retry_at,
+                        },
+                    );
+                    if failures == LEASE_ESCALATE_AFTER {
+                        self.escalated.push(lease);
+                        self.journal.append(
+                            now,
+                            lease.plan,
+                            Event::LeaseEscalated {
+                                step: lease.step,
+                                failures,
+                            },
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -24,7 +24,7 @@
 //! | `R14-incident-mismatch` | the plan answers a different incident than the scope's |
 //! | `R15-empty-plan` | the plan, or one of its stages, has no step |
 //! | `R16-stage-conflict` | two actions of one (parallel) stage touch the same service |
-//! | `R17-bad-lease` | a lease names a missing step, a step that cannot be reverted, or a step twice |
+//! | `R17-bad-lease` | a lease names a missing step, a step that cannot be reverted, a step that removes a degradation (`restore_traffic`), or a step twice |
 //!
 //! Decisions beyond DESIGN §5: a rate limit's inverse cannot be written in the ISA (it is
 //! "the previous limit"), so rate limits and circuit breaks close only through a lease (a circuit
@@ -650,19 +650,27 @@ fn check_restarts(
     }
 }
 
-/// `R3`: a hub's restarted replicas must be drained in an earlier stage and traffic restored
-/// in a later one.
+/// `R3`: a hub's restarted replicas must be drained when the restart runs — by state, not by
+/// syntax: a `restore_traffic` between the drain and the restart puts them back — and traffic
+/// restored in a later stage.
 fn check_hub_drain(steps: &[StepInfo<'_>], restart: &StepInfo<'_>, out: &mut Vec<Violation>) {
     let Action::Restart { replicas: sel, .. } = restart.action else {
         return;
     };
+    // The hub's drained replicas as the earlier stages leave them, in the executor's order: a
+    // drain adds, a restore_traffic empties the set, a scale-down forgets removed ordinals.
     let mut drained: Vec<u32> = Vec::new();
     for earlier in steps
         .iter()
         .filter(|s| s.stage < restart.stage && s.id == restart.id)
     {
-        if let Action::Drain { replicas: d, .. } = earlier.action {
-            drained.extend(d.resolve(earlier.replicas).unwrap_or_default());
+        match earlier.action {
+            Action::Drain { replicas: d, .. } => {
+                drained.extend(d.resolve(earlier.replicas).unwrap_or_default());
+            }
+            Action::RestoreTraffic { .. } => drained.clear(),
+            Action::Scale { replicas: n, .. } => drained.retain(|&r| r < n.get()),
+            _ => {}
         }
     }
     let covered = sel
@@ -707,6 +715,11 @@ fn check_leases(plan: &Plan, steps: &[StepInfo<'_>], out: &mut Vec<Violation>) {
                     info.action.kind()
                 ))
             }
+            // Reverting a restore would re-impose the degradation it removed.
+            Some(info) if info.action.kind() == ActionKind::RestoreTraffic => Some(format!(
+                "lease {i} is on a restore_traffic, which removes a degradation: reverting it \
+                 would drain the service again"
+            )),
             Some(_) if plan.leases[..i].iter().any(|l| l.step == lease.step) => {
                 Some(format!("lease {i} repeats a lease on step {}", lease.step))
             }

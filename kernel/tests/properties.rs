@@ -5,7 +5,9 @@
 //! (b) a valid plan mutated to break one rule is rejected with that rule's id;
 //! (c) with failures injected at random steps, an aborted plan leaves every target it touched
 //!     only reversibly in its exact pre-plan state, journals its compensations, and holds no lock;
-//! (d) replaying the journal reproduces the actuator's final state.
+//! (d) replaying the journal reproduces the actuator's final state;
+//! (e) once every lease of every committed plan has expired, no degradation remains;
+//! (f) R3 holds by state: a hub's restarted replicas are drained when the restart runs.
 //!
 //! Worlds and plans are generated from a proptest-chosen seed through ChaCha, so a failing case
 //! is reproduced by its seed.
@@ -23,6 +25,9 @@ use kernel::{
     ServiceKind, VirtualTime,
 };
 use proptest::prelude::*;
+
+mod common;
+use common::proptest_config;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -545,12 +550,19 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
         if f.requires_drain.iter().any(|h| h == s) {
             let restarted = sel.resolve(reps);
             let mut drained = BTreeSet::new();
+            // What the earlier stages leave drained: drains add, a restore empties, a scale-down
+            // removes ordinals.
             for (&(st2, a2), &n2) in steps.iter().zip(&replicas_at) {
-                if let Action::Drain { service, replicas } = a2
-                    && st2 < st
-                    && service.as_str() == s
-                {
-                    drained.extend(replicas.resolve(n2).unwrap_or_default());
+                if st2 >= st || a2.service().as_str() != s {
+                    continue;
+                }
+                match a2 {
+                    Action::Drain { replicas, .. } => {
+                        drained.extend(replicas.resolve(n2).unwrap_or_default());
+                    }
+                    Action::RestoreTraffic { .. } => drained.clear(),
+                    Action::Scale { replicas, .. } => drained.retain(|&r| r < replicas.get()),
+                    _ => {}
                 }
             }
             let covered = restarted.is_some_and(|r| r.iter().all(|x| drained.contains(x)));
@@ -581,8 +593,12 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
         let bad = match steps.get(l.step) {
             None => true,
             Some((_, a)) => {
-                matches!(a, Action::Restart { .. } | Action::RollbackConfig { .. })
-                    || plan.leases[..i].iter().any(|m| m.step == l.step)
+                matches!(
+                    a,
+                    Action::Restart { .. }
+                        | Action::RollbackConfig { .. }
+                        | Action::RestoreTraffic { .. }
+                ) || plan.leases[..i].iter().any(|m| m.step == l.step)
             }
         };
         if bad {
@@ -722,27 +738,6 @@ fn break_rule(
     (spent, limits)
 }
 
-/// `cases` cases from a fixed RNG seed, so CI runs the same cases every time; set
-/// `PROPTEST_RNG_SEED` (or `PROPTEST_CASES`) to explore others.
-fn config(cases: u32) -> ProptestConfig {
-    let env = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            env.cases
-        } else {
-            cases
-        },
-        rng_seed: match env.rng_seed {
-            proptest::test_runner::RngSeed::Random => {
-                proptest::test_runner::RngSeed::Fixed(0x6d69_6372_6f72)
-            }
-            fixed => fixed,
-        },
-        failure_persistence: None,
-        ..env
-    }
-}
-
 fn run_to_end(kernel: &mut Kernel, actuator: &mut MemoryActuator, id: PlanId) -> Outcome {
     for t in 0..10_000u64 {
         if let Some((_, outcome)) = kernel
@@ -758,7 +753,7 @@ fn run_to_end(kernel: &mut Kernel, actuator: &mut MemoryActuator, id: PlanId) ->
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(proptest_config(2000))]
 
     /// (a) Valid plans are accepted, and on any plan the validator's rule set equals the naive
     /// checker's, so every accepted plan satisfies every rule.
@@ -794,7 +789,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(proptest_config(10_000))]
 
     /// (c) and (d): execution with a failure injected at a random step.
     #[test]
@@ -855,5 +850,109 @@ proptest! {
         kernel.poll(VirtualTime::from_secs(1_000_000), &mut actuator);
         prop_assert_eq!(kernel.armed_leases(), 0);
         prop_assert_eq!(&replay(&initial, kernel.journal().records()).unwrap(), &actuator.state);
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config(10_000))]
+
+    /// (e) Lease algebra: several valid plans commit one after another, leases overlapping, some
+    /// applies (steps or reverts) failing. Once every lease has expired — failed reverts retried
+    /// with back-off until they succeed — no drain, open breaker or rate limit that a plan
+    /// imposed remains, and the journal still replays to the actuator's state.
+    #[test]
+    fn once_every_lease_expires_no_degradation_remains(
+        seed in any::<u64>(),
+        plans in 1usize..5,
+        fail in proptest::collection::vec(0u64..60, 0..4),
+        gaps in proptest::collection::vec(0u64..400, 4),
+    ) {
+        let w = world(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1ea5e);
+        let initial = ControlState::from_graph(&w.graph);
+        let mut actuator = MemoryActuator::new(initial.clone());
+        for n in fail {
+            actuator = actuator.fail_apply_at(n);
+        }
+        let mut kernel = Kernel::new(KernelConfig {
+            limits: Limits { restart_intensity: 1000, ..Limits::default() },
+            ..KernelConfig::default()
+        });
+        let mut t = 0;
+        for gap in gaps.iter().take(plans) {
+            let sub = kernel.submit(VirtualTime::from_secs(t), valid_plan(&w, &mut rng), &w.graph, &w.scope);
+            prop_assert!(sub.verdict.accepted(), "{}", sub.verdict);
+            while kernel.is_executing(sub.plan) {
+                kernel.poll(VirtualTime::from_secs(t), &mut actuator);
+                t += 1;
+            }
+            t += gap;
+            kernel.poll(VirtualTime::from_secs(t), &mut actuator);
+        }
+        // Long enough for the longest lease (600 s) and every back-off (≤ 60 s per retry).
+        for _ in 0..20 {
+            t += 60;
+            kernel.poll(VirtualTime::from_secs(t), &mut actuator);
+        }
+        prop_assert_eq!(kernel.armed_leases(), 0, "leases left: {:?}", kernel.leases());
+        // An undo the actuator refused leaves its residue, on the record (abort not clean).
+        let dirty: BTreeSet<&str> = kernel.journal().records().iter().filter_map(|r| match &r.event {
+            Event::UndoFailed { op, .. } => Some(op.service()),
+            _ => None,
+        }).collect();
+        for (name, s) in actuator.state.services.iter().filter(|(n, _)| !dirty.contains(n.as_str())) {
+            prop_assert!(s.drained.is_empty(), "{} still drained {:?}", name, s.drained);
+            prop_assert!(s.open_breakers.is_empty(), "{} breakers open {:?}", name, s.open_breakers);
+            prop_assert_eq!(s.rate_limit, None, "{} still limited", name);
+        }
+        prop_assert_eq!(&replay(&initial, kernel.journal().records()).unwrap(), &actuator.state);
+    }
+
+    /// (f) R3 by state: random drain / restore / scale / restart sequences on a hub. The
+    /// validator agrees with the naive checker, and an accepted plan never finds a replica it
+    /// restarts in load balancing at run time (the executor's own R3 check never fires).
+    #[test]
+    fn hub_restarts_find_their_replicas_drained(seed in any::<u64>()) {
+        let w = world(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4b);
+        let hub = w.file.requires_drain[0].as_str();
+        let svc = w.graph.service_by_name(hub).unwrap();
+        let mut replicas = svc.replicas;
+        let mut stages = Vec::new();
+        for _ in 0..rng.random_range(2..7) {
+            let action = match rng.random_range(0..6) {
+                0 | 1 => Action::Drain { service: name(hub), replicas: selector(&mut rng, replicas) },
+                2 => Action::RestoreTraffic { service: name(hub) },
+                3 => {
+                    replicas = rng.random_range(svc.min_replicas..=svc.max_replicas);
+                    Action::Scale {
+                        service: name(hub),
+                        replicas: ReplicaCount::try_from(u64::from(replicas)).unwrap(),
+                    }
+                }
+                _ => Action::Restart { service: name(hub), replicas: selector(&mut rng, replicas) },
+            };
+            stages.push(vec![action]);
+        }
+        let mut plan = Plan::new(w.file.incident.clone(), stages);
+        let last = plan.step_count() - 1;
+        // Close every drain: by a final restore, or by a lease on each.
+        if rng.random_bool(0.5) {
+            plan.stages.push(vec![Action::RestoreTraffic { service: name(hub) }]);
+        } else {
+            plan.leases = (0..=last)
+                .filter(|&i| matches!(plan.stages[i][0], Action::Drain { .. }))
+                .map(|step| Lease { step, ttl_s: lease(30) })
+                .collect();
+        }
+        let view = KernelView::idle();
+        prop_assert_eq!(rule_ids(&plan, &w, &view), naive_rules(&plan, &w, &view), "{}", plan.to_json_pretty());
+        let mut kernel = Kernel::new(KernelConfig::default());
+        let mut actuator = MemoryActuator::new(ControlState::from_graph(&w.graph));
+        let sub = kernel.submit(VirtualTime::ZERO, plan, &w.graph, &w.scope);
+        if sub.verdict.accepted() {
+            let outcome = run_to_end(&mut kernel, &mut actuator, sub.plan);
+            prop_assert_eq!(outcome, Outcome::Committed);
+        }
     }
 }

@@ -316,3 +316,196 @@ fn lease_expiry_waits_for_a_plan_holding_the_lock() {
         "reverted once free"
     );
 }
+
+/// Commits `stages` with `leases` from `start`; returns when it committed.
+fn commit(
+    kernel: &mut Kernel,
+    actuator: &mut MemoryActuator,
+    start: u64,
+    stages: &str,
+    leases: &str,
+) -> u64 {
+    let sub = kernel.submit(secs(start), plan_with(stages, leases), &graph(), &scope());
+    assert!(sub.verdict.accepted(), "{}", sub.verdict);
+    let (outcome, at) = run_to_end(kernel, actuator, start, sub.plan);
+    assert_eq!(outcome, Outcome::Committed);
+    at
+}
+
+/// Issue example: a lease on a `restore_traffic` would drain the hub again when it expired,
+/// with no lease left to undo that; R17 refuses it.
+#[test]
+fn a_lease_on_restore_traffic_is_refused() {
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let p = plan_with(
+        r#"[[{"drain": {"service": "search", "replicas": "all"}}],
+            [{"restart": {"service": "search", "replicas": "all"}}],
+            [{"restore_traffic": {"service": "search"}}]]"#,
+        r#"[{"step": 2, "ttl_s": 60}]"#,
+    );
+    let sub = kernel.submit(secs(0), p, &graph(), &scope());
+    assert_eq!(sub.verdict.rules(), vec![Rule::BadLease], "{}", sub.verdict);
+    assert!(
+        sub.verdict.violations[0]
+            .detail
+            .contains("removes a degradation"),
+        "{}",
+        sub.verdict
+    );
+}
+
+/// Issue example: rate-limit `geo` to 150 for 30 s, then to 120 for 600 s. The first expiry
+/// leaves the later limit in force; the second leaves no limit at all.
+#[test]
+fn overlapping_rate_limit_leases_leave_no_limit_once_both_expire() {
+    let g = graph();
+    let initial = ControlState::from_graph(&g);
+    let mut actuator = MemoryActuator::new(initial.clone());
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let limit = |rps| format!(r#"[[{{"rate_limit": {{"service": "geo", "rps": {rps}}}}}]]"#);
+    let t1 = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        &limit(150),
+        r#"[{"step": 0, "ttl_s": 30}]"#,
+    );
+    let t2 = commit(
+        &mut kernel,
+        &mut actuator,
+        t1 + 1,
+        &limit(120),
+        r#"[{"step": 0, "ttl_s": 600}]"#,
+    );
+    assert_eq!(kernel.armed_leases(), 2);
+    kernel.poll(secs(t1 + 30), &mut actuator);
+    assert_eq!(actuator.state.get("geo").unwrap().rate_limit, Some(120.0));
+    kernel.poll(secs(t2 + 600), &mut actuator);
+    assert_eq!(actuator.state.get("geo").unwrap().rate_limit, None);
+    assert_eq!(actuator.state, initial, "no degradation remains");
+    assert_eq!(kernel.armed_leases(), 0);
+    assert_eq!(
+        replay(&initial, kernel.journal().records()).unwrap(),
+        actuator.state
+    );
+}
+
+/// A restore_traffic ends the drain leases on its service: nothing is left for them to revert,
+/// and the journal says which lease it superseded.
+#[test]
+fn restore_traffic_supersedes_drain_leases() {
+    let g = graph();
+    let mut actuator = MemoryActuator::new(ControlState::from_graph(&g));
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"drain": {"service": "geo", "replicas": [0]}}]]"#,
+        r#"[{"step": 0, "ttl_s": 300}]"#,
+    );
+    commit(
+        &mut kernel,
+        &mut actuator,
+        t + 1,
+        r#"[[{"restore_traffic": {"service": "geo"}}]]"#,
+        "[]",
+    );
+    assert_eq!(kernel.armed_leases(), 0);
+    assert!(events(&kernel).contains(&"lease_superseded"));
+    kernel.poll(secs(1000), &mut actuator);
+    assert!(actuator.state.get("geo").unwrap().drained.is_empty());
+}
+
+/// A revert the actuator refuses is retried with back-off and escalated, never dropped.
+#[test]
+fn failed_lease_reverts_are_retried_and_escalated() {
+    let g = graph();
+    let initial = ControlState::from_graph(&g);
+    // Apply #0 is the limit itself; #1..#3 are the first three reverts.
+    let mut actuator = MemoryActuator::new(initial.clone())
+        .fail_apply_at(1)
+        .fail_apply_at(2)
+        .fail_apply_at(3);
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"rate_limit": {"service": "rate", "rps": 120}}]]"#,
+        r#"[{"step": 0, "ttl_s": 10}]"#,
+    );
+    for s in t..t + 200 {
+        kernel.poll(secs(s), &mut actuator);
+    }
+    let names = events(&kernel);
+    assert_eq!(names.iter().filter(|e| **e == "lease_failed").count(), 3);
+    assert_eq!(names.iter().filter(|e| **e == "lease_escalated").count(), 1);
+    assert_eq!(names.iter().filter(|e| **e == "lease_expired").count(), 1);
+    assert_eq!(kernel.escalated_leases().len(), 1);
+    assert_eq!(actuator.state, initial, "the fourth try reverted it");
+    let retries: Vec<u64> = kernel
+        .journal()
+        .records()
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::LeaseFailed { retry_at, .. } => Some(retry_at.as_micros() / 1_000_000),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries, [t + 11, t + 13, t + 17], "1, 2, 4 s back-off");
+}
+
+/// Issue example for R3 by state: "drain; restore; restart; restore" restarts the hub while it
+/// is back in load balancing.
+#[test]
+fn a_restore_between_drain_and_restart_breaks_r3() {
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let p = plan(
+        r#"[[{"drain": {"service": "search", "replicas": "all"}}],
+            [{"restore_traffic": {"service": "search"}}],
+            [{"restart": {"service": "search", "replicas": "all"}}],
+            [{"restore_traffic": {"service": "search"}}]]"#,
+    );
+    let sub = kernel.submit(secs(0), p, &graph(), &scope());
+    assert_eq!(
+        sub.verdict.rules(),
+        vec![Rule::DrainBeforeRestart],
+        "{}",
+        sub.verdict
+    );
+    assert_eq!(sub.verdict.violations[0].step, Some(2));
+}
+
+/// The executor checks R3 against the world too: a hub whose drain was undone behind the
+/// kernel's back is not restarted; the plan aborts and its drain is undone.
+#[test]
+fn a_hub_restart_finds_its_replicas_drained_at_run_time() {
+    let g = graph();
+    let initial = ControlState::from_graph(&g);
+    let mut actuator = MemoryActuator::new(initial.clone()).settle_after(1);
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let p = plan(
+        r#"[[{"drain": {"service": "search", "replicas": "all"}}],
+            [{"restart": {"service": "search", "replicas": "all"}}],
+            [{"restore_traffic": {"service": "search"}}]]"#,
+    );
+    let sub = kernel.submit(secs(0), p, &g, &scope());
+    assert!(sub.verdict.accepted(), "{}", sub.verdict);
+    kernel.poll(secs(0), &mut actuator);
+    // Someone outside the kernel puts the replicas back while the drain settles.
+    actuator
+        .state
+        .services
+        .get_mut("search")
+        .unwrap()
+        .drained
+        .clear();
+    actuator.tick();
+    let (outcome, _) = run_to_end(&mut kernel, &mut actuator, 1, sub.plan);
+    let Outcome::Aborted { reason, .. } = outcome else {
+        panic!("restarted an undrained hub: {outcome:?}");
+    };
+    assert!(reason.contains("R3 at run time"), "{reason}");
+    assert!(actuator.state.get("search").unwrap().restarts.is_empty());
+}

@@ -25,3 +25,24 @@ pub fn plan_with(stages: &str, leases: &str) -> Plan {
     let text = format!(r#"{{"incident": "inc-rate-1", "stages": {stages}, "leases": {leases}}}"#);
     Plan::from_json_str(&text, "test-plan").unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// `cases` proptest cases from a fixed RNG seed, so CI runs the same cases every time; set
+/// `PROPTEST_RNG_SEED` (or `PROPTEST_CASES`) to explore others.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let env = proptest::test_runner::Config::default();
+    proptest::test_runner::Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            env.cases
+        } else {
+            cases
+        },
+        rng_seed: match env.rng_seed {
+            proptest::test_runner::RngSeed::Random => {
+                proptest::test_runner::RngSeed::Fixed(0x6d69_6372_6f72)
+            }
+            fixed => fixed,
+        },
+        failure_persistence: None,
+        ..env
+    }
+}

@@ -149,3 +149,53 @@ fn scenario_writes_timeline_metrics_and_journal() {
             .any(|r| matches!(r.event, kernel::journal::Event::Commit))
     );
 }
+
+/// `--log` shows the kernel's decisions on stderr, with virtual time, and changes nothing else:
+/// stdout and every written file are the same as without it.
+#[test]
+fn log_filter_shows_kernel_events_on_stderr_and_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("short.toml");
+    std::fs::write(&cfg, "[online]\nfault_start_s = 60.0\nrun_s = 180.0\n").unwrap();
+    let run = |out: &str, log: Option<&str>| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "scenario",
+            "--app",
+            "hotelReservation",
+            "--fault",
+            "crash",
+            "--policy",
+            "oracle",
+            "--seed",
+            "3",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(log.map(|l| ["--log", l]).into_iter().flatten());
+        let (code, stdout, stderr) = microreboot(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let journal = std::fs::read(out.join("journal.jsonl")).unwrap();
+        (
+            stdout.replace(out.to_str().unwrap(), "OUT"),
+            stderr,
+            journal,
+        )
+    };
+    let (quiet_out, quiet_err, quiet_journal) = run("quiet", None);
+    let (loud_out, loud_err, loud_journal) = run("loud", Some("kernel=debug"));
+    assert!(quiet_err.is_empty(), "{quiet_err}");
+    assert!(
+        loud_err.contains("kernel::journal: step applied"),
+        "{loud_err}"
+    );
+    assert!(loud_err.contains("t_us="), "{loud_err}");
+    assert_eq!(quiet_out, loud_out);
+    assert_eq!(quiet_journal, loud_journal);
+    let (code, _, err) =
+        microreboot(&["--log", "kernel=[", "graph", "stats", "--generate", "meta"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--log"), "{err}");
+}

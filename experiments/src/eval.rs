@@ -311,6 +311,7 @@ pub struct EvalOutput {
     pub timelines: Vec<TimelinePoint>,
 }
 
+#[derive(Debug)]
 enum Job {
     Cell {
         app: usize,
@@ -451,6 +452,7 @@ fn run_job(
     graphs: &[DependencyGraph],
     provenance: &Provenance,
 ) -> Result<EvalOutput, String> {
+    let _span = tracing::info_span!("eval_job", job = ?job).entered();
     let mut out = EvalOutput::default();
     match job {
         Job::Cell {

@@ -339,6 +339,11 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         // Resolve incidents whose services have held their SLOs long enough.
         for inc in incidents.iter_mut().filter(|i| i.resolved_at.is_none()) {
             if monitor.held(&inc.covered, cfg.harm.ttr_hold_s) {
+                tracing::info!(
+                    t_us = now.as_micros(),
+                    incident = inc.log.number,
+                    "incident resolved"
+                );
                 inc.resolved_at = Some(now);
                 inc.log.resolved_at_s = Some(now.as_secs_f64());
             }
@@ -357,6 +362,13 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 .infer(&graph, sid, id.clone(), GroupConfig::default())
                 .scope;
             let covered = coverage(app, symptom_idx, &scope);
+            tracing::info!(
+                t_us = now.as_micros(),
+                incident = number,
+                symptom = %symptom_name,
+                scope = scope.len(),
+                "incident opened"
+            );
             incidents.push(OpenIncident {
                 log: IncidentLog {
                     number,

@@ -217,9 +217,13 @@ impl Journal {
         Self::default()
     }
 
-    /// Appends an event and returns its sequence number.
+    /// Appends an event and returns its sequence number. Every record is also a `tracing`
+    /// event (target `kernel::journal`, debug level; verdicts that reject at info) with the
+    /// virtual time as a field, so `RUST_LOG=kernel=debug` shows what the kernel did; it goes to
+    /// the subscriber only and never into results.
     pub fn append(&mut self, t: VirtualTime, plan: PlanId, event: Event) -> u64 {
         let seq = self.records.len() as u64 + 1;
+        trace_event(seq, t, plan, &event);
         self.records.push(Record {
             seq,
             t_us: t,
@@ -258,6 +262,67 @@ impl Journal {
         let mut buf = Vec::new();
         self.write_jsonl(&mut buf).expect("writing to memory");
         String::from_utf8(buf).expect("serde_json writes UTF-8")
+    }
+}
+
+/// The distinct rule ids of `violations`, in id order, comma-separated.
+fn distinct_rules(violations: &[Violation]) -> String {
+    let ids: std::collections::BTreeSet<&str> = violations.iter().map(|v| v.rule.id()).collect();
+    ids.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// Emits the `tracing` event of one journal record (fields are computed only when enabled).
+fn trace_event(seq: u64, t: VirtualTime, plan: PlanId, event: &Event) {
+    let t_us = t.as_micros();
+    let plan = plan.0;
+    match event {
+        Event::Verdict {
+            accepted: false,
+            violations,
+        } => tracing::info!(
+            target: "kernel::journal",
+            seq, t_us, plan,
+            rules = %distinct_rules(violations),
+            "plan rejected"
+        ),
+        Event::StepApplied {
+            step, op, class, ..
+        } => tracing::debug!(
+            target: "kernel::journal",
+            seq, t_us, plan, step, op = %op, class = ?class,
+            "step applied"
+        ),
+        Event::CheckFailed { step, reason }
+        | Event::StepFailed {
+            step,
+            error: reason,
+            ..
+        } => {
+            tracing::info!(target: "kernel::journal", seq, t_us, plan, step, reason = %reason, "{}", event.name())
+        }
+        Event::Undo { step, op }
+        | Event::Compensate { step, op }
+        | Event::LeaseExpired { step, op: Some(op) } => tracing::debug!(
+            target: "kernel::journal",
+            seq, t_us, plan, step, op = %op,
+            "{}", event.name()
+        ),
+        Event::LeaseFailed {
+            step,
+            error,
+            failures,
+            ..
+        } => tracing::warn!(
+            target: "kernel::journal",
+            seq, t_us, plan, step, failures, error = %error,
+            "lease revert failed"
+        ),
+        Event::Abort { reason, clean } => tracing::info!(
+            target: "kernel::journal",
+            seq, t_us, plan, clean, reason = %reason,
+            "plan aborted"
+        ),
+        _ => tracing::debug!(target: "kernel::journal", seq, t_us, plan, "{}", event.name()),
     }
 }
 

@@ -27,6 +27,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "microreboot", version, about, long_about = None)]
 pub struct Cli {
+    /// Structured log on stderr, as a `tracing` filter (`info`, `kernel=debug,sim=debug`, …);
+    /// overrides `RUST_LOG`. Logs carry virtual time and never reach results.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,8 +58,26 @@ enum Command {
     Scenario(scenario::Args),
 }
 
+/// Installs the stderr log subscriber: `--log`, else `RUST_LOG`, else warnings only. No wall-clock
+/// timestamps: events carry the virtual time as a field.
+fn init_logging(filter: Option<&str>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::try_new(f).map_err(|e| anyhow::anyhow!("--log {f:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.log.as_deref())?;
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Bench(b) => bench::run(b),

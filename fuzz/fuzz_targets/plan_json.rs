@@ -1,14 +1,13 @@
-//! Fuzz the plan parser and, for plans that parse, the validator against the example graph.
+//! cargo-fuzz entry for `targets::plan_json` (see `fuzz/targets.rs` for what it checks).
 #![no_main]
 
-use kernel::validate::{KernelView, validate};
-use kernel::{DependencyGraph, Plan, RecoveryScope};
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(plan) = Plan::from_json_str(text, "fuzz") else { return };
-    let graph = DependencyGraph::from_json_str(include_str!("../../kernel/examples/graph.json"), "g").unwrap();
-    let scope = RecoveryScope::from_json_str(include_str!("../../kernel/examples/scope.json"), "s").unwrap();
-    let _ = validate(&plan, &graph, &scope, &KernelView::idle());
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let (_, body) = targets::TARGETS
+        .iter()
+        .find(|(name, _)| *name == "plan_json")
+        .expect("listed in TARGETS");
+    body(data)
 });

@@ -1,0 +1,13 @@
+//! cargo-fuzz entry for `targets::eval_toml` (see `fuzz/targets.rs` for what it checks).
+#![no_main]
+
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let (_, body) = targets::TARGETS
+        .iter()
+        .find(|(name, _)| *name == "eval_toml")
+        .expect("listed in TARGETS");
+    body(data)
+});

@@ -151,7 +151,7 @@ impl GraphSource {
             return load_trace(
                 path,
                 self.format,
-                self.window.map_or(None, |w| w.0),
+                self.window.and_then(|w| w.0),
                 self.columns.as_ref(),
                 self.lenient,
             );

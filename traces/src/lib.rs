@@ -1,22 +1,33 @@
 //! Trace ingestion: from distributed-trace files to the kernel's dependency graph.
 //!
 //! Readers for the formats a user will have — Alibaba's microservice call-graph CSV (v2021
-//! `MSCallGraph`, v2022 `CallGraph`, plain or gzip), Jaeger JSON, Zipkin v2 JSON and OTLP/JSON —
-//! turn records into [`Call`]s (`caller → callee` at a time). A [`WindowedGraph`] keeps the
-//! calls of a sliding window (default 60 s of trace time) as weighted edges of a
-//! [`kernel::DependencyGraph`], expiring old calls incrementally, so recovery groups can be
-//! inferred online. [`synth`] generates Alibaba-scale and Meta-scale graphs, calibrated to
-//! published shape statistics, for the offline experiments and the benchmarks, and [`stats`]
-//! measures any graph the way the paper does.
+//! `MSCallGraph`, v2022 `CallGraph`, plain or gzip), Jaeger JSON (the query API's `{"data":
+//! […]}` or one bare trace object), Jaeger's `/api/dependencies` links, Zipkin v1 and v2 JSON,
+//! OTLP/JSON (`resourceSpans` or Grafana Tempo's `batches`, one document or JSON lines) and
+//! span tables in CSV with a column mapping ([`SpanColumns`]) — turn records into [`Call`]s
+//! (`caller → callee` at a time). [`detect`] picks the format from the first bytes and says
+//! why; every error of a detected input carries that reason, and inputs that are no trace
+//! (HTML, binary) are named as such. A [`WindowedGraph`] keeps the calls of a sliding window
+//! as weighted edges of a [`kernel::DependencyGraph`], expiring old calls incrementally (and
+//! counting them), so recovery groups can be inferred online; for a file, read it unbounded.
+//! [`synth`] generates Alibaba-scale and Meta-scale graphs, calibrated to published shape
+//! statistics, for the offline experiments and the benchmarks, and [`stats`] measures any
+//! graph the way the paper does.
+//!
+//! Honest graphs: a span whose parent links loop (a self-parent, a reference cycle) gives no
+//! edge and is listed in [`IngestSummary::cycles`]; a Zipkin shared server span is merged with
+//! its client, and without one it is an entry point, not an orphan; a dependency file is a
+//! graph without spans, and [`Format::lacks`] says what a consumer that needs spans will miss.
 //!
 //! Errors: in the default strict mode the first malformed record stops ingestion with a
 //! [`TraceError`] naming the file, the line (or JSON path) and the field; with
 //! [`IngestOptions::lenient`] malformed records are skipped and counted by reason in the
 //! [`IngestSummary`]. Nothing here panics on input.
 //!
-//! Memory: CSV is read row by row; Jaeger traces one trace at a time; Zipkin one trace array
-//! (or one flat document) at a time; OTLP one export request (document or JSON line) at a time,
-//! because a trace's spans are spread over a request's resources.
+//! Memory: CSV call graphs are read row by row; Jaeger traces one trace at a time; Zipkin one
+//! trace array (or one flat document) at a time; OTLP one export request (document or JSON
+//! line) at a time, because a trace's spans are spread over a request's resources; span CSVs
+//! whole, since their rows need not be grouped by trace.
 
 pub mod alibaba;
 pub mod detect;

@@ -11,7 +11,12 @@
 //! `*_mmc_*`/`*memcached*` → cache `<svc>-memcached`, `*mongo*` → db `<svc>-mongodb`, where
 //! `<svc>` is the calling service without its `-service` suffix (home-timeline-service →
 //! home-timeline-redis). A span whose parent is missing from the trace is an orphan (sampling
-//! or propagation loss): it contributes no edge and is counted.
+//! or propagation loss): it contributes no edge and is counted. Parent links that loop (a span
+//! its own parent, references leading back to their start) are cut and reported, never
+//! followed: following them would invent calls between the services on the loop. A Zipkin
+//! shared server span is linked to its client (same id); without one in the file, to the
+//! client's parent when present, and otherwise it is where the request entered — not an
+//! orphan, since a caller that reports elsewhere or runs no tracer leaves nothing missing.
 
 use crate::{Call, Endpoint, IngestSummary, ParentCycle};
 use indexmap::IndexMap;

@@ -14,10 +14,16 @@ pub enum FormatArg {
     Alibaba,
     /// Jaeger JSON.
     Jaeger,
+    /// Jaeger `/api/dependencies` JSON (a graph: parent, child, callCount).
+    JaegerDependencies,
     /// Zipkin v2 JSON.
     Zipkin,
-    /// OTLP/JSON.
+    /// Zipkin v1 JSON (annotations, binaryAnnotations).
+    ZipkinV1,
+    /// OTLP/JSON (also Grafana Tempo's `batches`, and JSON lines).
     Otlp,
+    /// A span table in CSV (see --columns).
+    SpanCsv,
 }
 
 impl FormatArg {
@@ -26,8 +32,11 @@ impl FormatArg {
             FormatArg::Auto => None,
             FormatArg::Alibaba => Some(Format::Alibaba),
             FormatArg::Jaeger => Some(Format::Jaeger),
+            FormatArg::JaegerDependencies => Some(Format::JaegerDependencies),
             FormatArg::Zipkin => Some(Format::Zipkin),
+            FormatArg::ZipkinV1 => Some(Format::ZipkinV1),
             FormatArg::Otlp => Some(Format::Otlp),
+            FormatArg::SpanCsv => Some(Format::SpanCsv),
         }
     }
 }
@@ -63,19 +72,33 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
     }
 }
 
+/// Parses `--columns`.
+pub fn parse_columns(text: &str) -> Result<traces::SpanColumns, String> {
+    traces::SpanColumns::parse(text)
+}
+
 /// Graph sources shared by `infer`, `graph` and `bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GraphSource {
-    /// Build the graph from a trace file (Alibaba CSV[.gz], Jaeger, Zipkin or OTLP JSON).
+    /// Build the graph from a trace file (`-`: standard input): Alibaba CSV[.gz], Jaeger
+    /// (with or without `data`), Jaeger dependencies, Zipkin v1/v2, OTLP (also Tempo
+    /// `batches`, JSON lines) or a span CSV.
     #[arg(long, conflicts_with_all = ["graph", "generate"])]
     pub trace: Option<PathBuf>,
     /// Trace format.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
-    /// Sliding window of trace time the graph covers, ending at the newest span
-    /// (e.g. 60s, 5m, all).
-    #[arg(long, default_value = "60s", value_parser = parse_window)]
-    pub window: Window,
+    /// Columns of a span CSV, e.g. trace=TraceID,span=SpanID,parent=ParentID,service=Svc,
+    /// start=StartTime[,end=EndTime][,operation=Op][,kind=Kind][,unit=ns]; `pod=PodName`
+    /// instead of `service=` strips Kubernetes `-<replicaset>-<pod>` suffixes. Without it the
+    /// columns are found from common header names.
+    #[arg(long, value_parser = parse_columns)]
+    pub columns: Option<traces::SpanColumns>,
+    /// Sliding window of trace time the graph covers, ending at the newest span (e.g. 60s,
+    /// 5m, all). Default: the whole input, since a file is an offline export whose older
+    /// calls are as much part of the system as its newest.
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<Window>,
     /// Skip and count malformed trace records instead of stopping at the first.
     #[arg(long)]
     pub lenient: bool,
@@ -125,7 +148,13 @@ impl GraphSource {
     /// Loads the graph the arguments name.
     pub fn load(&self) -> anyhow::Result<Loaded> {
         if let Some(path) = &self.trace {
-            return load_trace(path, self.format, self.window.0, self.lenient);
+            return load_trace(
+                path,
+                self.format,
+                self.window.and_then(|w| w.0),
+                self.columns.as_ref(),
+                self.lenient,
+            );
         }
         if let Some(path) = &self.graph {
             let graph =
@@ -155,28 +184,42 @@ fn load_trace(
     path: &Path,
     format: FormatArg,
     window: Option<u64>,
+    columns: Option<&traces::SpanColumns>,
     lenient: bool,
 ) -> anyhow::Result<Loaded> {
+    let name = traces::source_name(path);
+    let input = traces::open(path)?;
+    // Dependency links carry no times (all at 0), so a window never expires any of them.
     let mut windowed = WindowedGraph::new(window);
-    let (format, summary) =
-        traces::ingest_path(path, format.format(), IngestOptions { lenient }, &mut |c| {
-            windowed.ingest(c)
-        })?;
-    let window_text = match window {
-        Some(w) => format!("{} s window", w as f64 / 1e6),
-        None => "all calls".to_string(),
-    };
+    let (format, summary) = traces::ingest_with(
+        input,
+        &name,
+        format.format(),
+        IngestOptions { lenient },
+        columns,
+        &mut |c, n| windowed.ingest_count(c, n),
+    )?;
     if summary.records == 0 {
         anyhow::bail!(
-            "{}: no trace records found as {format} (is it a trace file? choose the format with --format)",
-            path.display()
+            "{name}: no trace records found as {} (is it a trace file? choose the format with --format)",
+            format.label()
         );
     }
+    let window_text = match window {
+        _ if format.is_graph_only() => "a dependency graph (no times, so no window)".to_string(),
+        Some(w) => format!("{} s window", w as f64 / 1e6),
+        None => "the whole input".to_string(),
+    };
     let late = windowed.late();
+    let expired = windowed.expired();
     let graph = windowed.into_graph();
-    let mut description = format!("{} ({format}): {summary}; {window_text}", path.display());
+    let mut description = format!("{name} ({format}): {summary}; {window_text}");
     if late > 0 {
         description += &format!(", {late} calls older than the window ignored");
+    }
+    if expired > 0 {
+        description +=
+            &format!(", {expired} calls expired from the window (--window all keeps every call)");
     }
     description += &format!(" -> graph {graph}");
     Ok(Loaded { graph, description })

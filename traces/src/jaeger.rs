@@ -1,9 +1,13 @@
 //! Jaeger JSON: the query API's `GET /api/traces…` response and the UI's "Download JSON"
-//! export, `{"data": [trace, …]}` with `spans[]` and `processes{}` per trace. One document or
-//! several (JSON lines); traces are read and converted one at a time.
+//! export, `{"data": [trace, …]}` with `spans[]` and `processes{}` per trace, or one trace
+//! object without the wrapper (`{"traceID", "spans", "processes"}`, what the single-trace view
+//! saves and many test fixtures are). One document or several (JSON lines); traces are read
+//! and converted one at a time. Error paths are `data[i].spans[j].field`, or
+//! `spans[j].field` for a bare trace.
 //!
-//! Per span: `spanID`, `references[]` (the `CHILD_OF` or `FOLLOWS_FROM` reference in the same
-//! trace is the parent), `processID` → `processes[id].serviceName` (or an embedded `process`),
+//! Per span: `spanID`, `references[]` (the parent is the first `CHILD_OF` reference in the
+//! span's own trace, else its first reference in that trace, else its first reference; a
+//! reference into another trace names no span of this one), `processID` → `processes[id].serviceName` (or an embedded `process`),
 //! `startTime` (µs), and the tags `span.kind`, `peer.service`, `db.system`, `server.address`,
 //! `net.peer.name`.
 
@@ -50,6 +54,8 @@ struct JSpan {
 struct Reference {
     #[serde(rename = "refType", default)]
     ref_type: Option<String>,
+    #[serde(rename = "traceID", default)]
+    trace_id: Option<String>,
     #[serde(rename = "spanID")]
     span_id: String,
 }
@@ -108,7 +114,8 @@ struct State<'s> {
 }
 
 impl State<'_> {
-    fn trace(&mut self, trace: Trace) {
+    /// Converts one trace; `wrapped` says whether it came from `data[]` (for error paths).
+    fn trace(&mut self, trace: Trace, wrapped: bool) {
         let at = self.index;
         self.index += 1;
         if self.failure.is_some() {
@@ -119,7 +126,11 @@ impl State<'_> {
             match convert(s, &trace.processes, trace.trace_id.as_deref()) {
                 Ok(span) => spans.push(span),
                 Err((field, message)) => {
-                    let path = format!("data[{at}].spans[{i}].{field}");
+                    let path = if wrapped {
+                        format!("data[{at}].spans[{i}].{field}")
+                    } else {
+                        format!("spans[{i}].{field}")
+                    };
                     let counted = self.summary.incomplete_span(
                         self.options,
                         self.source,
@@ -161,10 +172,13 @@ fn convert(
         .as_deref()
         .or(trace_id)
         .ok_or(("traceID", "missing".to_string()))?;
+    let same_trace = |r: &&Reference| r.trace_id.as_deref().is_none_or(|t| same_id(t, trace_id));
     let parent = s
         .references
         .iter()
+        .filter(same_trace)
         .find(|r| matches!(r.ref_type.as_deref(), None | Some("CHILD_OF")))
+        .or_else(|| s.references.iter().find(same_trace))
         .or_else(|| s.references.first())
         .map(|r| normalise_id(&r.span_id));
     let tag = |key: &str| {
@@ -193,7 +207,17 @@ fn convert(
     })
 }
 
-/// The top-level object: streams `data[]`, ignores everything else.
+/// Whether two hex ids are the same id (case and leading zeros aside: clients pad 64-bit
+/// trace ids to 16 or 32 digits, or not at all).
+fn same_id(a: &str, b: &str) -> bool {
+    let a = a.trim().trim_start_matches('0');
+    let b = b.trim().trim_start_matches('0');
+    a.eq_ignore_ascii_case(b)
+}
+
+/// The top-level object: streams `data[]`; a bare trace's `traceID`, `spans` and `processes`
+/// are collected and converted at the end of the object (its processes may follow its
+/// spans); everything else is ignored.
 struct Document<'a, 's>(&'a mut State<'s>);
 
 impl<'de> DeserializeSeed<'de> for Document<'_, '_> {
@@ -206,15 +230,30 @@ impl<'de> DeserializeSeed<'de> for Document<'_, '_> {
 impl<'de> Visitor<'de> for Document<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(r#"a Jaeger document {"data": [traces]}"#)
+        f.write_str(r#"a Jaeger document {"data": [traces]} or one trace {"traceID", "spans", "processes"}"#)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut bare: Option<Trace> = None;
+        fn bare_part(bare: &mut Option<Trace>) -> &mut Trace {
+            bare.get_or_insert_with(|| Trace {
+                trace_id: None,
+                spans: Vec::new(),
+                processes: BTreeMap::new(),
+            })
+        }
         while let Some(key) = map.next_key::<String>()? {
-            if key == "data" {
-                map.next_value_seed(Traces(&mut *self.0))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match key.as_str() {
+                "data" => map.next_value_seed(Traces(&mut *self.0))?,
+                "traceID" => bare_part(&mut bare).trace_id = map.next_value()?,
+                "spans" => bare_part(&mut bare).spans = map.next_value()?,
+                "processes" => bare_part(&mut bare).processes = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
+        }
+        if let Some(trace) = bare {
+            self.0.trace(trace, false);
         }
         Ok(())
     }
@@ -236,7 +275,7 @@ impl<'de> Visitor<'de> for Traces<'_, '_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(trace) = seq.next_element::<Trace>()? {
-            self.0.trace(trace);
+            self.0.trace(trace, true);
         }
         Ok(())
     }

@@ -1,6 +1,12 @@
 //! OTLP/JSON: `ExportTraceServiceRequest` documents, one per file or one per line (the
-//! OpenTelemetry Collector's file exporter). A trace's spans are spread over the request's
-//! resources (one per service), so each request is grouped by trace and converted at its end.
+//! OpenTelemetry Collector's file exporter), and Grafana Tempo's trace-by-id answer, which is
+//! the same with the resource list named `batches` (error paths then start with `batches[i]`).
+//! A trace's spans are spread over the request's resources (one per service), so each request
+//! is grouped by trace and converted at its end.
+//!
+//! Ids are hex as the OTLP/JSON specification says, or base64 as Tempo (and protobuf's
+//! generic JSON mapping) writes them: a 12- or 24-character id that decodes as base64 to 8 or
+//! 16 bytes is turned into hex, so `parentSpanId` and `spanId` match whichever way they came.
 //!
 //! Per span: `traceId`, `spanId`, `parentSpanId` (hex, any case; empty on roots), `kind` (enum
 //! number or `SPAN_KIND_*` name), `name`, `startTimeUnixNano` (string or number), and the
@@ -17,14 +23,44 @@ use std::io::BufRead;
 struct Request {
     #[serde(rename = "resourceSpans", alias = "resource_spans", default)]
     resource_spans: Vec<ResourceSpans>,
+    /// Tempo's name for `resourceSpans`.
+    #[serde(default)]
+    batches: Vec<ResourceSpans>,
 }
 
 #[derive(Deserialize)]
+#[serde(from = "RawResourceSpans")]
 struct ResourceSpans {
+    resource: Option<Resource>,
+    scope_spans: Vec<ScopeSpans>,
+    /// The scope list had its pre-1.0 name, `instrumentationLibrarySpans` (for error paths).
+    legacy: bool,
+}
+
+#[derive(Deserialize)]
+struct RawResourceSpans {
     #[serde(default)]
     resource: Option<Resource>,
-    #[serde(rename = "scopeSpans", alias = "instrumentationLibrarySpans", default)]
-    scope_spans: Vec<ScopeSpans>,
+    #[serde(rename = "scopeSpans", alias = "scope_spans", default)]
+    scope_spans: Option<Vec<ScopeSpans>>,
+    /// Pre-1.0 name (Tempo 1.x and old collectors).
+    #[serde(rename = "instrumentationLibrarySpans", default)]
+    library_spans: Option<Vec<ScopeSpans>>,
+}
+
+impl From<RawResourceSpans> for ResourceSpans {
+    fn from(raw: RawResourceSpans) -> Self {
+        let (scope_spans, legacy) = match (raw.scope_spans, raw.library_spans) {
+            (Some(s), _) => (s, false),
+            (None, Some(l)) => (l, true),
+            (None, None) => (Vec::new(), false),
+        };
+        ResourceSpans {
+            resource: raw.resource,
+            scope_spans,
+            legacy,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -88,14 +124,32 @@ pub fn read(
         let line = docs.line();
         let request: Request = docs.parse(std::marker::PhantomData)?;
         let mut traces = TraceAssembler::default();
-        for (r, rs) in request.resource_spans.into_iter().enumerate() {
+        let resources = request
+            .resource_spans
+            .into_iter()
+            .enumerate()
+            .map(|(r, rs)| ("resourceSpans", r, rs))
+            .chain(
+                request
+                    .batches
+                    .into_iter()
+                    .enumerate()
+                    .map(|(r, rs)| ("batches", r, rs)),
+            );
+        for (list, r, rs) in resources {
             let service = rs
                 .resource
                 .as_ref()
                 .and_then(|res| attribute(&res.attributes, "service.name"));
+            let legacy = rs.legacy;
             for (s, ss) in rs.scope_spans.into_iter().enumerate() {
                 for (i, o) in ss.spans.into_iter().enumerate() {
-                    let path = format!("resourceSpans[{r}].scopeSpans[{s}].spans[{i}]");
+                    let scopes = if legacy {
+                        "instrumentationLibrarySpans"
+                    } else {
+                        "scopeSpans"
+                    };
+                    let path = format!("{list}[{r}].{scopes}[{s}].spans[{i}]");
                     match convert(o, service.as_deref()) {
                         Ok(span) => traces.push(span),
                         Err((field, message)) => {
@@ -146,12 +200,12 @@ fn convert(o: OSpan, service: Option<&str>) -> Result<Span, (&'static str, Strin
     };
     let attr = |k: &str| attribute(&o.attributes, k);
     Ok(Span {
-        trace_id: normalise_id(&trace_id),
-        span_id: normalise_id(&span_id),
+        trace_id: otlp_id(&trace_id),
+        span_id: otlp_id(&span_id),
         parent_id: o
             .parent_span_id
             .filter(|p| !p.is_empty())
-            .map(|p| normalise_id(&p)),
+            .map(|p| otlp_id(&p)),
         service: service.to_string(),
         name: o.name.unwrap_or_default(),
         kind,
@@ -162,4 +216,65 @@ fn convert(o: OSpan, service: Option<&str>) -> Result<Span, (&'static str, Strin
             .or_else(|| attr("net.peer.name")),
         db_system: attr("db.system"),
     })
+}
+
+/// An id as hex: hex ids are normalised, base64 ids of 8 or 16 bytes (12 or 24 characters,
+/// never a hex id's length) are decoded, anything else is kept as written.
+fn otlp_id(id: &str) -> String {
+    let id = id.trim();
+    if matches!(id.len(), 12 | 24)
+        && let Some(bytes) = base64(id)
+        && matches!(bytes.len(), 8 | 16)
+    {
+        return bytes.iter().map(|b| format!("{b:02x}")).collect();
+    }
+    normalise_id(id)
+}
+
+/// Standard base64 (with padding) to bytes; `None` if `text` is not base64.
+fn base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let body = text.trim_end_matches('=');
+    if !text.len().is_multiple_of(4) || text.len() - body.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in body.as_bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_ids_become_hex_and_hex_ids_stay() {
+        // Tempo's rendering of trace 5b8efff798038103d269b633813fc700, span eee19b7ec3c1b100.
+        assert_eq!(
+            otlp_id("W47/95gDgQPSabYzgT/HAA=="),
+            "5b8efff798038103d269b633813fc700"
+        );
+        assert_eq!(otlp_id("7uGbfsPBsQA="), "eee19b7ec3c1b100");
+        assert_eq!(otlp_id("EEE19B7EC3C1B100"), "eee19b7ec3c1b100");
+        assert_eq!(otlp_id("span-1"), "span-1");
+    }
 }

@@ -11,9 +11,14 @@
 //! `*_mmc_*`/`*memcached*` → cache `<svc>-memcached`, `*mongo*` → db `<svc>-mongodb`, where
 //! `<svc>` is the calling service without its `-service` suffix (home-timeline-service →
 //! home-timeline-redis). A span whose parent is missing from the trace is an orphan (sampling
-//! or propagation loss): it contributes no edge and is counted.
+//! or propagation loss): it contributes no edge and is counted. Parent links that loop (a span
+//! its own parent, references leading back to their start) are cut and reported, never
+//! followed: following them would invent calls between the services on the loop. A Zipkin
+//! shared server span is linked to its client (same id); without one in the file, to the
+//! client's parent when present, and otherwise it is where the request entered — not an
+//! orphan, since a caller that reports elsewhere or runs no tracer leaves nothing missing.
 
-use crate::{Call, Endpoint, IngestSummary};
+use crate::{Call, Endpoint, IngestSummary, ParentCycle};
 use indexmap::IndexMap;
 use kernel::{EdgeKind, ServiceKind};
 use rustc_hash::FxBuildHasher;
@@ -135,12 +140,18 @@ pub fn emit_trace(
         };
         map.entry(s.span_id.as_str()).or_insert(i);
     }
-    let parent_of: Vec<Option<usize>> = spans
+    let mut parent_of: Vec<Option<usize>> = spans
         .iter()
         .enumerate()
         .map(|(i, s)| {
             if s.shared {
-                return by_id.get(s.span_id.as_str()).copied().filter(|&p| p != i);
+                // Merged with its client when the file has it; otherwise the client's parent
+                // (the caller's own span) stands in for it, as the call came from there.
+                return by_id
+                    .get(s.span_id.as_str())
+                    .copied()
+                    .filter(|&p| p != i)
+                    .or_else(|| by_id.get(s.parent_id.as_deref()?).copied());
             }
             let p = s.parent_id.as_deref()?;
             // A child of a shared id running in the server's service belongs to the server.
@@ -150,16 +161,21 @@ pub fn emit_trace(
             }
         })
         .collect();
-    for (s, parent) in spans.iter().zip(&parent_of) {
-        if parent.is_none() && (s.parent_id.is_some() || s.shared) {
+    let in_cycle = break_cycles(spans, &mut parent_of, summary);
+    for ((s, parent), looped) in spans.iter().zip(&parent_of).zip(&in_cycle) {
+        // A shared server span without its client lost nothing: the request came from a
+        // caller that reported elsewhere (or not at all), so it is where the request entered.
+        if parent.is_none() && s.parent_id.is_some() && !s.shared && !looped {
             summary.drop("orphan span");
         }
     }
-    // The services of root spans are where requests enter: frontends.
+    // The services of root spans (and of shared server spans without a caller in the file)
+    // are where requests enter: frontends.
     let entry: Vec<&str> = spans
         .iter()
-        .filter(|s| s.parent_id.is_none() && !s.shared)
-        .map(|s| s.service.as_str())
+        .zip(&parent_of)
+        .filter(|(s, p)| (s.parent_id.is_none() && !s.shared) || (s.shared && p.is_none()))
+        .map(|(s, _)| s.service.as_str())
         .collect();
     let mut has_remote_child = vec![false; spans.len()];
     for (i, s) in spans.iter().enumerate() {
@@ -212,6 +228,77 @@ pub fn emit_trace(
             kind: edge,
         });
     }
+}
+
+/// Finds loops in the parent links (a span that is its own parent, or references that lead
+/// back to where they started), reports each in `summary`, and cuts the links of every span on
+/// a loop, so that no edge is invented from it. Returns which spans were on a loop.
+fn break_cycles(
+    spans: &[Span],
+    parent_of: &mut [Option<usize>],
+    summary: &mut IngestSummary,
+) -> Vec<bool> {
+    const UNSEEN: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![UNSEEN; spans.len()];
+    let mut in_cycle = vec![false; spans.len()];
+    let mut self_parents: Vec<usize> = (0..spans.len())
+        .filter(|&i| {
+            !spans[i].shared && spans[i].parent_id.as_deref() == Some(spans[i].span_id.as_str())
+        })
+        .collect();
+    let mut path = Vec::new();
+    for start in 0..spans.len() {
+        if state[start] != UNSEEN {
+            continue;
+        }
+        path.clear();
+        let mut at = Some(start);
+        while let Some(i) = at {
+            match state[i] {
+                UNSEEN => {
+                    state[i] = ON_PATH;
+                    path.push(i);
+                    at = parent_of[i];
+                }
+                ON_PATH => {
+                    let from = path.iter().position(|&p| p == i).unwrap_or(0);
+                    let mut ids: Vec<usize> = path[from..].to_vec();
+                    // Report in parent order: child, its parent, … back to the child.
+                    for &j in &ids {
+                        in_cycle[j] = true;
+                    }
+                    self_parents.retain(|&j| !ids.contains(&j));
+                    ids.dedup();
+                    summary.cycle(ParentCycle {
+                        trace_id: spans[i].trace_id.clone(),
+                        span_ids: ids.iter().map(|&j| spans[j].span_id.clone()).collect(),
+                    });
+                    break;
+                }
+                _ => break,
+            }
+        }
+        for &j in &path {
+            state[j] = DONE;
+        }
+    }
+    // A self-parent whose id also names another span links to that span instead (the id is
+    // reused), but it is still a span claiming itself as parent: report it.
+    for i in self_parents {
+        in_cycle[i] = true;
+        summary.cycle(ParentCycle {
+            trace_id: spans[i].trace_id.clone(),
+            span_ids: vec![spans[i].span_id.clone()],
+        });
+    }
+    for (i, looped) in in_cycle.iter().enumerate() {
+        if *looped {
+            parent_of[i] = None;
+        }
+    }
+    in_cycle
 }
 
 fn endpoint(service: &str, entry: bool) -> Endpoint<'_> {

@@ -36,6 +36,8 @@ pub struct WindowedGraph {
     newest_us: u64,
     late: u64,
     calls: u64,
+    /// Calls that were in the graph and left it as the window moved on.
+    expired: u64,
     /// Per service id: still known only as "stateless" (the default guess).
     stateless: Vec<bool>,
     /// Emptied call lists of expired buckets, reused by new buckets.
@@ -69,6 +71,7 @@ impl WindowedGraph {
             newest_us: 0,
             late: 0,
             calls: 0,
+            expired: 0,
             stateless: Vec::with_capacity(services),
             spare: Vec::new(),
             next_expiry_us: 0,
@@ -97,6 +100,7 @@ impl WindowedGraph {
         self.newest_us = 0;
         self.late = 0;
         self.calls = 0;
+        self.expired = 0;
         self.next_expiry_us = 0;
         self.stateless.clear();
     }
@@ -109,6 +113,12 @@ impl WindowedGraph {
     /// Calls added (not counting late ones).
     pub fn calls(&self) -> u64 {
         self.calls
+    }
+
+    /// Calls that were added and have since left the window (an offline reader reports them,
+    /// so that a graph of the last minute is never mistaken for the graph of the whole file).
+    pub fn expired(&self) -> u64 {
+        self.expired
     }
 
     /// Calls that arrived after the window had moved past them.
@@ -187,6 +197,30 @@ impl WindowedGraph {
         self.buckets[bucket].calls.push(edge);
     }
 
+    /// Adds `n` calls at once (an aggregated dependency link's `callCount`). Unbounded graphs
+    /// add them in one step; windowed graphs record each call for its expiry.
+    pub fn ingest_count(&mut self, call: &Call<'_>, n: u64) {
+        if n == 1 {
+            return self.ingest(call);
+        }
+        if self.window_us.is_some() {
+            for _ in 0..n {
+                self.ingest(call);
+            }
+            return;
+        }
+        if call.time_us > self.newest_us {
+            self.newest_us = call.time_us;
+        }
+        let from = self.service(call.caller.name, call.caller.kind, call.caller.unknown);
+        let to = self.service(call.callee.name, call.callee.kind, call.callee.unknown);
+        if from == to || n == 0 {
+            return;
+        }
+        self.calls += n;
+        self.graph.add_calls(from, to, call.kind, n);
+    }
+
     fn bucket_index(&mut self, t: u64) -> usize {
         let start_us = t - t % self.bucket_us;
         // In-order input always hits the newest bucket; search only when out of order.
@@ -245,6 +279,7 @@ impl WindowedGraph {
                 break;
             }
             let mut bucket = self.buckets.pop_front().expect("checked above");
+            self.expired += bucket.calls.len() as u64;
             for &edge in &bucket.calls {
                 self.graph.remove_calls_on(edge, 1);
             }

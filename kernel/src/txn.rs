@@ -73,8 +73,10 @@ pub trait Actuator {
     fn observe(&self, service: &str) -> Option<ServiceControl>;
     /// Applies one operation.
     fn apply(&mut self, op: &ControlOp) -> Result<(), String>;
-    /// Reads back the operation's post-condition.
-    fn check(&self, op: &ControlOp) -> Check;
+    /// Reads back the operation's post-condition. `before` is the service's state just before
+    /// the operation was applied, so a post-condition can be about what the step changed (the
+    /// replicas a scale added) rather than about everything (replicas a fault hung).
+    fn check(&self, op: &ControlOp, before: &ServiceControl) -> Check;
 }
 
 /// How long the kernel waits for a post-condition before it declares the step failed.
@@ -206,8 +208,18 @@ enum Phase {
         reason: String,
         clean: bool,
         remaining: usize,
-        current: Option<(usize, ControlOp, VirtualTime)>,
+        current: Option<PendingUndo>,
     },
+}
+
+/// An undo or compensation applied and awaiting its post-condition.
+#[derive(Clone, Debug)]
+struct PendingUndo {
+    step: usize,
+    op: ControlOp,
+    /// The service's state just before the undo.
+    before: ServiceControl,
+    deadline: VirtualTime,
 }
 
 #[derive(Clone, Debug)]
@@ -402,9 +414,9 @@ impl Kernel {
         let deadlines = self.txns.values().filter_map(|t| match &t.phase {
             Phase::Waiting { deadline, .. } => Some(*deadline),
             Phase::Undoing {
-                current: Some((_, _, deadline)),
+                current: Some(pending),
                 ..
-            } => Some(*deadline),
+            } => Some(pending.deadline),
             _ => None,
         });
         deadlines.chain(self.leases.next_expiry()).min()
@@ -582,7 +594,7 @@ impl Kernel {
     ) -> StageState {
         let mut pending = false;
         for applied in &txn.applied[first..] {
-            match actuator.check(&applied.op) {
+            match actuator.check(&applied.op, &applied.before) {
                 Check::Holds => {}
                 Check::Pending => pending = true,
                 Check::Failed(reason) => {
@@ -611,7 +623,7 @@ impl Kernel {
         if now >= deadline {
             let step = txn.applied[first..]
                 .iter()
-                .find(|a| actuator.check(&a.op) == Check::Pending)
+                .find(|a| actuator.check(&a.op, &a.before) == Check::Pending)
                 .map_or(txn.applied[first].step, |a| a.step);
             let reason = format!("post-condition did not hold by {deadline}");
             self.journal.append(
@@ -637,25 +649,26 @@ impl Kernel {
         reason: String,
         mut clean: bool,
         mut remaining: usize,
-        current: Option<(usize, ControlOp, VirtualTime)>,
+        current: Option<PendingUndo>,
         actuator: &mut A,
     ) -> Result<Outcome, Phase> {
-        if let Some((step, op, deadline)) = current {
-            match actuator.check(&op) {
-                Check::Pending if now < deadline => {
+        if let Some(pending) = current {
+            match actuator.check(&pending.op, &pending.before) {
+                Check::Pending if now < pending.deadline => {
                     return Err(Phase::Undoing {
                         reason,
                         clean,
                         remaining,
-                        current: Some((step, op, deadline)),
+                        current: Some(pending),
                     });
                 }
                 Check::Holds => {}
-                Check::Pending | Check::Failed(_) => {
-                    let error = match actuator.check(&op) {
+                check => {
+                    let error = match check {
                         Check::Failed(e) => e,
-                        _ => format!("post-condition did not hold by {deadline}"),
+                        _ => format!("post-condition did not hold by {}", pending.deadline),
                     };
+                    let PendingUndo { step, op, .. } = pending;
                     self.journal
                         .append(now, id, Event::UndoFailed { step, op, error });
                     clean = false;
@@ -679,6 +692,19 @@ impl Kernel {
                         op: applied.op.clone(),
                     },
                 );
+                continue;
+            };
+            let Some(before) = actuator.observe(undo.service()) else {
+                self.journal.append(
+                    now,
+                    id,
+                    Event::UndoFailed {
+                        step: applied.step,
+                        error: format!("service `{}` is not known to the actuator", undo.service()),
+                        op: undo,
+                    },
+                );
+                clean = false;
                 continue;
             };
             if let Err(error) = actuator.apply(&undo) {
@@ -710,7 +736,12 @@ impl Kernel {
                 reason,
                 clean,
                 remaining,
-                current: Some((applied.step, undo, deadline)),
+                current: Some(PendingUndo {
+                    step: applied.step,
+                    op: undo,
+                    before,
+                    deadline,
+                }),
             });
         }
         self.journal.append(
@@ -906,7 +937,7 @@ impl Actuator for MemoryActuator {
         Ok(())
     }
 
-    fn check(&self, op: &ControlOp) -> Check {
+    fn check(&self, op: &ControlOp, _before: &ServiceControl) -> Check {
         match self
             .applied
             .iter()

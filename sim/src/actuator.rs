@@ -64,7 +64,7 @@ impl<N: Network> Actuator for SimActuator<'_, N> {
         result.map_err(|e| e.to_string())
     }
 
-    fn check(&self, op: &ControlOp) -> Check {
+    fn check(&self, op: &ControlOp, before: &ServiceControl) -> Check {
         let replicas = |service: &str| self.sim.replicas(service).map_err(|e| e.to_string());
         let result: Result<Check, String> = (|| {
             Ok(match op {
@@ -123,15 +123,28 @@ impl<N: Network> Actuator for SimActuator<'_, N> {
                     service,
                     replicas: n,
                 } => {
+                    // Only what the step changed: the replicas it added must start; a scale-down
+                    // holds once they are gone. Replicas a fault hung are not the step's doing,
+                    // and must not stop a scale (the remedy for a hang) from committing.
                     let all = replicas(service)?;
+                    let added = all.get(before.replicas as usize..).unwrap_or_default();
                     if all.len() as u32 != *n {
                         Check::Failed(format!("{} replicas instead of {n}", all.len()))
-                    } else if all.iter().all(|s| s.state == ReplicaState::Running) {
+                    } else if added.iter().all(|s| s.state == ReplicaState::Running) {
                         Check::Holds
-                    } else if all.iter().any(|s| s.state == ReplicaState::Starting) {
+                    } else if added.iter().any(|s| s.state == ReplicaState::Starting) {
                         Check::Pending
                     } else {
-                        Check::Failed("a replica is not running".into())
+                        let (r, s) = added
+                            .iter()
+                            .enumerate()
+                            .find(|(_, s)| s.state != ReplicaState::Running)
+                            .expect("not all running");
+                        Check::Failed(format!(
+                            "added replica {} is {:?}",
+                            before.replicas as usize + r,
+                            s.state
+                        ))
                     }
                 }
                 ControlOp::SetConfig { service, version } => {

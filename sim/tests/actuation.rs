@@ -195,3 +195,73 @@ fn scaling_away_busy_replicas_under_faults_is_safe() {
         "recovered"
     );
 }
+
+/// Issue example (socialNetwork crash, seed 3): a scale-up while a fault holds a replica hung
+/// used to wait for every replica to run and abort, with a failing compensation. Its
+/// post-condition is about the replicas it added, so it commits; its lease then scales back.
+#[test]
+fn a_scale_during_a_hang_commits() {
+    let mut sim = social();
+    sim.run_until(VirtualTime::from_secs(20)).unwrap();
+    let service = "post-storage-service";
+    let before = sim.replica_count(service).unwrap();
+    sim.hang(service, &[0], Cause::Fault(0)).unwrap();
+    let graph = sim.dependency_graph();
+    let scope = Inference::new()
+        .infer(
+            &graph,
+            graph.id(service).unwrap(),
+            IncidentId::try_from("inc").unwrap(),
+            GroupConfig::default(),
+        )
+        .scope;
+    let plan = Plan::from_json_str(
+        &format!(
+            r#"{{"incident": "inc", "stages": [[{{"scale": {{"service": "{service}", "replicas": {}}}}}]],
+                 "leases": [{{"step": 0, "ttl_s": 60}}]}}"#,
+            before + 1
+        ),
+        "plan",
+    )
+    .unwrap();
+    let mut kernel = Kernel::new(KernelConfig::default());
+    let sub = kernel.submit(sim.now(), plan, &graph, &scope);
+    assert!(sub.verdict.accepted(), "{}", sub.verdict);
+    let mut outcome = None;
+    let mut t = 20_000_000;
+    while outcome.is_none() && t < 200_000_000 {
+        t += 250_000;
+        sim.run_until(VirtualTime(t)).unwrap();
+        let mut actuator = SimActuator::new(&mut sim, Cause::Action(1));
+        outcome = kernel
+            .poll(VirtualTime(t), &mut actuator)
+            .into_iter()
+            .next()
+            .map(|(_, o)| o);
+    }
+    assert_eq!(
+        outcome,
+        Some(Outcome::Committed),
+        "{}",
+        kernel.journal().to_jsonl()
+    );
+    assert_eq!(sim.replica_count(service).unwrap(), before + 1);
+    // The lease lapses and the kernel scales back to what was there.
+    let end = t + 61_000_000;
+    while t < end {
+        t += 250_000;
+        sim.run_until(VirtualTime(t)).unwrap();
+        kernel.poll(
+            VirtualTime(t),
+            &mut SimActuator::new(&mut sim, Cause::Action(1)),
+        );
+    }
+    assert_eq!(sim.replica_count(service).unwrap(), before);
+    assert!(
+        kernel
+            .journal()
+            .records()
+            .iter()
+            .any(|r| r.event.name() == "lease_expired")
+    );
+}

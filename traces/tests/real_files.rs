@@ -12,11 +12,10 @@ fn testdata(rel: &str) -> PathBuf {
 
 fn load(rel: &str, lenient: bool) -> (Format, IngestSummary, DependencyGraph) {
     let mut window = WindowedGraph::new(None);
-    let (format, summary) =
-        ingest_path(&testdata(rel), None, IngestOptions { lenient }, &mut |c| {
-            window.ingest(c)
-        })
-        .unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let (format, summary) = ingest_path(&testdata(rel), None, IngestOptions { lenient }, &mut |c| {
+        window.ingest(c)
+    })
+    .unwrap_or_else(|e| panic!("{rel}: {e}"));
     (format, summary, window.into_graph())
 }
 

@@ -172,6 +172,17 @@ pub enum Proposal {
         /// Why.
         reason: String,
     },
+    /// The planner answered with something that is not a plan (a real model's unreadable
+    /// reply). Nothing goes to the kernel, but the runner puts the reply on the record: the
+    /// journal and the incident's log.
+    Refused {
+        /// Incident number.
+        incident: u64,
+        /// Why it was refused.
+        reason: String,
+        /// The start of the reply (bounded).
+        reply_excerpt: String,
+    },
 }
 
 /// A remediation policy: observe, then propose.

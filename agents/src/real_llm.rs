@@ -12,12 +12,19 @@
 //! * [`Recorder`] wraps any transport and appends every exchange to a recording;
 //! * `HttpTransport` (cargo feature `http`) posts to `{base_url}/chat/completions`.
 //!
+//! Every answer is on the record: a reply that is not a plan becomes a [`Proposal::Refused`]
+//! (the runner journals it and adds it to the incident's log), and a plan goes to the kernel,
+//! which journals it with its verdict. What is fed back to the model is bounded — a rejection is
+//! summarised (rule ids with counts, the first few violations), each attempt's feedback is cut
+//! at [`FEEDBACK_MESSAGE_CAP`] bytes and all of it at [`FEEDBACK_TOTAL_CAP`] — so that a
+//! runaway reply (a 1,000-step plan) cannot make every later prompt larger.
+//!
 //! Virtual time is not wall time: the agent's decision latency is the configured one, whatever
 //! the model took, so that a replayed run is byte-identical to the recorded one.
 
 use crate::policy::{IncidentInfo, Observation, Policy, PolicyKind, Proposal};
 use kernel::isa::Plan;
-use kernel::{DependencyGraph, RecoveryScope, Rule, VirtualTime};
+use kernel::{DependencyGraph, RecoveryScope, Rule, Verdict, VirtualTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -270,7 +277,67 @@ Rules: act only inside the recovery scope; restart callees before callers; drain
 and restore traffic after; close every drain, rate limit or breaker with restore_traffic or a lease; keep \
 rate limits at or above 50% of baseline; roll back only to a listed config version.";
 
-/// The prompt for `info`, given what the kernel said about earlier attempts.
+/// Most bytes one attempt's feedback takes in a prompt.
+pub const FEEDBACK_MESSAGE_CAP: usize = 1024;
+
+/// Most bytes all attempts' feedback takes in one prompt; the oldest attempts give way first.
+pub const FEEDBACK_TOTAL_CAP: usize = 4096;
+
+/// Most bytes of a refused reply kept on the record (the recording has all of it).
+pub const REPLY_EXCERPT_CAP: usize = 512;
+
+/// Violations quoted in a rejection's summary; the rest are counted.
+const QUOTED_VIOLATIONS: usize = 3;
+
+/// Most bytes of one quoted violation.
+const QUOTED_VIOLATION_CAP: usize = 200;
+
+/// `text` cut to at most `cap` bytes at a character boundary, with a marker when cut.
+pub fn bounded(text: &str, cap: usize) -> String {
+    if text.len() <= cap {
+        return text.to_string();
+    }
+    const MARK: &str = " … [cut]";
+    let mut end = cap.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
+}
+
+/// A rejection as feedback for the model: how many violations of which rules, and the first
+/// few in full — enough to fix the plan, and small whatever the plan's size.
+pub fn summarise_rejection(verdict: &Verdict) -> String {
+    let mut counts: BTreeMap<Rule, usize> = BTreeMap::new();
+    for v in &verdict.violations {
+        *counts.entry(v.rule).or_default() += 1;
+    }
+    let by_rule: Vec<String> = counts
+        .iter()
+        .map(|(rule, n)| format!("{} ×{n}", rule.id()))
+        .collect();
+    let mut out = format!(
+        "kernel rejected it: {} violation(s): {}",
+        verdict.violations.len(),
+        by_rule.join(", ")
+    );
+    for v in verdict.violations.iter().take(QUOTED_VIOLATIONS) {
+        let _ = write!(
+            out,
+            "\n  - {}",
+            bounded(&v.to_string(), QUOTED_VIOLATION_CAP)
+        );
+    }
+    let rest = verdict.violations.len().saturating_sub(QUOTED_VIOLATIONS);
+    if rest > 0 {
+        let _ = write!(out, "\n  (and {rest} more)");
+    }
+    bounded(&out, FEEDBACK_MESSAGE_CAP)
+}
+
+/// The prompt for `info`, given what the kernel said about earlier attempts (newest last). The
+/// feedback is bounded: each attempt's at [`FEEDBACK_MESSAGE_CAP`], all of it at
+/// [`FEEDBACK_TOTAL_CAP`], older attempts left out first.
 pub fn prompt(
     model: &str,
     info: &IncidentInfo,
@@ -284,8 +351,30 @@ pub fn prompt(
         info.id, info.symptom
     );
     let _ = writeln!(user, "{}", describe_scope(&info.scope, graph));
-    for (i, f) in feedback.iter().enumerate() {
-        let _ = writeln!(user, "Attempt {} was rejected or unreadable: {f}", i + 1);
+    let mut budget = FEEDBACK_TOTAL_CAP;
+    let mut kept = Vec::new();
+    let mut omitted = 0;
+    for (i, f) in feedback.iter().enumerate().rev() {
+        let line = format!(
+            "Attempt {} was rejected or unreadable: {}\n",
+            i + 1,
+            bounded(f, FEEDBACK_MESSAGE_CAP)
+        );
+        if line.len() > budget {
+            omitted = i + 1;
+            break;
+        }
+        budget -= line.len();
+        kept.push(line);
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            user,
+            "Attempts 1 to {omitted} were rejected or unreadable too (left out for length)."
+        );
+    }
+    for line in kept.iter().rev() {
+        user.push_str(line);
     }
     ChatRequest {
         model: model.to_string(),
@@ -389,14 +478,23 @@ impl<T: Transport> RealLlmAgent<T> {
         }
     }
 
+    /// The transport (to inspect a test double or a recorder).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Asks for a plan: the reply, and the plan in it or why there is none. `Err` is a failure
+    /// to get any reply.
     fn ask(
         &mut self,
         info: &IncidentInfo,
         graph: &DependencyGraph,
         feedback: &[String],
-    ) -> Result<Plan, LlmError> {
+    ) -> Result<(String, Result<Plan, LlmError>), LlmError> {
         let request = prompt(&self.model, info, graph, feedback);
-        parse_plan(&self.transport.complete(&request)?)
+        let reply = self.transport.complete(&request)?;
+        let plan = parse_plan(&reply);
+        Ok((reply, plan))
     }
 }
 
@@ -422,11 +520,7 @@ impl<T: Transport> Policy for RealLlmAgent<T> {
             if verdict.accepted() {
                 a.done = true;
             } else {
-                let ids: Vec<&str> = verdict.rules().into_iter().map(Rule::id).collect();
-                a.feedback.push(format!(
-                    "kernel rejected it: {} ({verdict})",
-                    ids.join(", ")
-                ));
+                a.feedback.push(summarise_rejection(verdict));
                 a.ready_at = obs.now.saturating_add(self.latency);
             }
         }
@@ -455,7 +549,7 @@ impl<T: Transport> Policy for RealLlmAgent<T> {
             }
             let feedback = a.feedback.clone();
             match self.ask(info, obs.graph, &feedback) {
-                Ok(plan) => {
+                Ok((_, Ok(plan))) => {
                     let a = self
                         .incidents
                         .get_mut(&info.number)
@@ -466,13 +560,20 @@ impl<T: Transport> Policy for RealLlmAgent<T> {
                         plan,
                     });
                 }
-                // An answer that is not a plan is the model's mistake: tell it and ask again.
-                Err(e @ LlmError::Unparsable(_)) => {
+                // An answer that is not a plan is the model's mistake: put it on the record, tell
+                // the model and ask again.
+                Ok((reply, Err(e))) => {
+                    let reason = bounded(&e.to_string(), FEEDBACK_MESSAGE_CAP);
+                    out.push(Proposal::Refused {
+                        incident: info.number,
+                        reason: reason.clone(),
+                        reply_excerpt: bounded(&reply, REPLY_EXCERPT_CAP),
+                    });
                     let a = self
                         .incidents
                         .get_mut(&info.number)
                         .expect("inserted above");
-                    a.feedback.push(e.to_string());
+                    a.feedback.push(reason);
                     a.ready_at = obs.now.saturating_add(latency);
                 }
                 // No answer at all (network, recording) is not: stop.
@@ -502,6 +603,53 @@ mod tests {
             assert_eq!(parsed.incident.as_str(), "inc-1");
             assert_eq!(parsed.step_count(), 1);
         }
+    }
+
+    #[test]
+    fn bounded_cuts_at_a_character_boundary_and_says_so() {
+        assert_eq!(bounded("short", 10), "short");
+        let cut = bounded(&"é".repeat(100), 51);
+        assert!(cut.len() <= 51 && cut.ends_with("[cut]"), "{cut}");
+    }
+
+    #[test]
+    fn feedback_in_a_prompt_is_capped_oldest_first() {
+        let graph = DependencyGraph::new();
+        let info = IncidentInfo {
+            id: kernel::isa::IncidentId::try_from("inc-1").unwrap(),
+            number: 1,
+            opened_at: VirtualTime::from_secs(0),
+            symptom: "a".into(),
+            scope: RecoveryScope::from_json_str(
+                r#"{"incident": "inc-1", "symptom": "a", "groups": [{"members": ["a"]}]}"#,
+                "scope",
+            )
+            .unwrap(),
+            truth: crate::GroundTruth {
+                root_cause: "a".into(),
+                fault: crate::FaultType::Crash,
+                replicas: vec![],
+                dependency: None,
+            },
+        };
+        let base = prompt("m", &info, &graph, &[]).messages[1].content.len();
+        let feedback: Vec<String> = (0..20)
+            .map(|i| format!("{i}:{}", "x".repeat(5000)))
+            .collect();
+        let user = prompt("m", &info, &graph, &feedback).messages[1]
+            .content
+            .clone();
+        assert!(
+            user.len() <= base + FEEDBACK_TOTAL_CAP + 100,
+            "{}",
+            user.len()
+        );
+        assert!(
+            user.contains("Attempt 20 was rejected"),
+            "the newest is kept"
+        );
+        assert!(!user.contains("Attempt 1 was"), "the oldest gives way");
+        assert!(user.contains("left out for length"));
     }
 
     #[test]

@@ -311,7 +311,9 @@ fn llm_agent_starts_a_new_round_when_its_remedy_did_not_resolve_the_incident() {
             match p {
                 Proposal::Raw { .. } => proposals += 1,
                 Proposal::Escalate { .. } => escalations += 1,
-                Proposal::Typed { .. } => panic!("unconstrained never proposes typed plans"),
+                Proposal::Typed { .. } | Proposal::Refused { .. } => {
+                    panic!("unconstrained never proposes typed plans")
+                }
             }
         }
     }
@@ -384,17 +386,29 @@ fn real_llm_agent_records_then_replays_identically() {
     let path = dir.path().join("recording.jsonl");
     let mut live = RealLlmAgent::new(Recorder::new(Canned(replies), &path), "test-model", 12.0);
     let recorded = drive(&mut live, &graph, &info);
-    // Two parsed plans (the chatty one and the bare one), the unreadable answer fed back, then
-    // escalation after the third failure.
+    // Two parsed plans (the chatty one and the bare one), the unreadable answer on the record
+    // and fed back, then escalation after the third failure.
     let kinds: Vec<&str> = recorded
         .iter()
         .map(|p| match p {
             Proposal::Typed { .. } => "typed",
             Proposal::Escalate { .. } => "escalate",
             Proposal::Raw { .. } => "raw",
+            Proposal::Refused { .. } => "refused",
         })
         .collect();
-    assert_eq!(kinds, ["typed", "typed", "escalate"]);
+    assert_eq!(kinds, ["typed", "refused", "typed", "escalate"]);
+    let Proposal::Refused {
+        incident,
+        reason,
+        reply_excerpt,
+    } = &recorded[1]
+    else {
+        unreachable!("checked above")
+    };
+    assert_eq!(*incident, 1);
+    assert!(reason.contains("not a typed plan"), "{reason}");
+    assert_eq!(reply_excerpt, "not a plan at all");
     let text = std::fs::read_to_string(&path).unwrap();
     let exchanges: Vec<Exchange> = text
         .lines()
@@ -423,4 +437,112 @@ fn real_llm_agent_records_then_replays_identically() {
     assert!(drive(&mut mismatched, &graph, &info).is_empty());
     let failure = mismatched.failure().expect("a failure");
     assert!(failure.contains("no recorded response"), "{failure}");
+}
+
+/// Answers every request with the same reply and measures each prompt.
+struct Same {
+    reply: String,
+    prompt_bytes: Vec<usize>,
+}
+impl Transport for Same {
+    fn complete(&mut self, request: &ChatRequest) -> Result<String, LlmError> {
+        self.prompt_bytes
+            .push(request.messages.iter().map(|m| m.content.len()).sum());
+        Ok(self.reply.clone())
+    }
+}
+
+/// Drives `agent` with real verdicts of the kernel's validator; returns its proposals.
+fn drive_validated(
+    agent: &mut dyn Policy,
+    graph: &DependencyGraph,
+    info: &IncidentInfo,
+) -> (Vec<Proposal>, Vec<Verdict>) {
+    let infos = std::slice::from_ref(info);
+    let (mut all, mut given) = (Vec::new(), Vec::new());
+    let mut verdicts = Vec::new();
+    for t in 100..300 {
+        let out = observe(agent, t, infos, graph, &verdicts);
+        verdicts = out
+            .iter()
+            .filter_map(|p| match p {
+                Proposal::Typed { plan, .. } => {
+                    Some((1, validate(plan, graph, &info.scope, &KernelView::idle())))
+                }
+                _ => None,
+            })
+            .collect();
+        given.extend(verdicts.iter().map(|(_, v)| v.clone()));
+        all.extend(out);
+    }
+    (all, given)
+}
+
+#[test]
+fn a_thousand_step_reply_does_not_grow_the_prompt_beyond_the_cap() {
+    use agents::real_llm::{FEEDBACK_TOTAL_CAP, REPLY_EXCERPT_CAP};
+    let (graph, _) = hotel();
+    let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
+    // 1,000 restarts of a service outside the scope, in one stage: every step violates rules.
+    let step = r#"{"restart": {"service": "frontend"}}"#;
+    let steps = vec![step; 1000].join(", ");
+    let huge = format!(r#"{{"incident": "inc-1", "stages": [[{steps}]]}}"#);
+    let mut agent = RealLlmAgent::new(
+        Same {
+            reply: huge.clone(),
+            prompt_bytes: Vec::new(),
+        },
+        "m",
+        12.0,
+    );
+    let (proposals, verdicts) = drive_validated(&mut agent, &graph, &info);
+    assert!(
+        matches!(proposals.last(), Some(Proposal::Escalate { .. })),
+        "{:?}",
+        proposals.last()
+    );
+    let pasted: Vec<usize> = verdicts.iter().map(|v| v.to_string().len()).collect();
+    assert!(
+        verdicts.iter().all(|v| v.violations.len() >= 1000) && pasted[0] > 50_000,
+        "the verdict pasted whole would be {pasted:?} bytes"
+    );
+    let mut unreadable = RealLlmAgent::new(
+        Same {
+            reply: format!("Here is my plan: {}", huge.replace("restart", "reboot")),
+            prompt_bytes: Vec::new(),
+        },
+        "m",
+        12.0,
+    );
+    let (refused, _) = drive_validated(&mut unreadable, &graph, &info);
+    for p in &refused {
+        if let Proposal::Refused { reply_excerpt, .. } = p {
+            assert!(
+                reply_excerpt.len() <= REPLY_EXCERPT_CAP,
+                "{}",
+                reply_excerpt.len()
+            );
+        }
+    }
+    assert_eq!(
+        refused
+            .iter()
+            .filter(|p| matches!(p, Proposal::Refused { .. }))
+            .count(),
+        3
+    );
+    // Both agents were asked three times; the prompts grow by at most the cap.
+    for sizes in [
+        &agent.transport().prompt_bytes,
+        &unreadable.transport().prompt_bytes,
+    ] {
+        assert_eq!(sizes.len(), 3, "{sizes:?}");
+        for s in sizes {
+            assert!(
+                *s <= sizes[0] + FEEDBACK_TOTAL_CAP,
+                "prompt sizes {sizes:?} (the verdicts pasted whole: {pasted:?})"
+            );
+        }
+        eprintln!("prompt bytes per attempt: {sizes:?}; verdicts pasted whole: {pasted:?}");
+    }
 }

@@ -179,6 +179,13 @@ pub struct IncidentLog {
     pub accepted: u32,
     /// When the agent escalated, seconds.
     pub escalated_at_s: Option<f64>,
+    /// Why the agent escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_reason: Option<String>,
+    /// Replies of the agent's planner refused before they became plans (a real model's
+    /// unreadable answers), with the reason; they are journaled too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_replies: Vec<RefusedReply>,
     /// The simulated LLM's first diagnosis (LLM policies only).
     pub diagnosis: Option<Diagnosis>,
     /// Diagnosis rounds (a new one starts when a remedy did not resolve the incident).
@@ -191,6 +198,17 @@ pub struct IncidentLog {
     pub decision_latency_s: Option<f64>,
 }
 
+/// A planner's reply that never became a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedReply {
+    /// When, seconds.
+    pub at_s: f64,
+    /// Why it was refused.
+    pub reason: String,
+    /// The start of the reply.
+    pub reply_excerpt: String,
+}
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct OnlineRun {
@@ -200,7 +218,7 @@ pub struct OnlineRun {
     pub incidents: Vec<IncidentLog>,
     /// Per-second metrics.
     pub rows: Vec<SecondStats>,
-    /// The kernel's journal.
+    /// The kernel's journal (the agent's refused replies included, in their place).
     pub journal: kernel::journal::Journal,
     /// Fault injections and retractions.
     pub fault_log: Vec<FaultEvent>,
@@ -381,6 +399,8 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                     rejections: Vec::new(),
                     accepted: 0,
                     escalated_at_s: None,
+                    escalation_reason: None,
+                    refused_replies: Vec::new(),
                     diagnosis: None,
                     rounds: 0,
                     mistakes: Vec::new(),
@@ -451,12 +471,27 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 Proposal::Raw { incident, commands } => {
                     raw_queue.extend(commands.into_iter().map(|c| (incident, c)));
                 }
-                Proposal::Escalate { incident, .. } => {
+                Proposal::Escalate { incident, reason } => {
                     if let Some(inc) = incidents.iter_mut().find(|i| i.info.number == incident) {
                         inc.log.escalated_at_s = Some(now.as_secs_f64());
+                        inc.log.escalation_reason = Some(reason);
                         inc.human_due = Some(now.saturating_add(Duration::from_secs_f64(
                             cfg.human_response_s.max(0.0),
                         )));
+                    }
+                }
+                Proposal::Refused {
+                    incident,
+                    reason,
+                    reply_excerpt,
+                } => {
+                    if let Some(inc) = incidents.iter_mut().find(|i| i.info.number == incident) {
+                        kernel.refuse(now, inc.info.id.clone(), &reason, &reply_excerpt);
+                        inc.log.refused_replies.push(RefusedReply {
+                            at_s: now.as_secs_f64(),
+                            reason,
+                            reply_excerpt,
+                        });
                     }
                 }
             }

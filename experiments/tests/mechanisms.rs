@@ -281,3 +281,85 @@ fn the_evaluation_is_deterministic_whatever_the_thread_count() {
     assert!(!one.is_empty());
     assert_eq!(one, bytes(2));
 }
+
+/// Answers each request with the next canned reply.
+struct Canned(Vec<String>);
+impl agents::real_llm::Transport for Canned {
+    fn complete(
+        &mut self,
+        _: &agents::real_llm::ChatRequest,
+    ) -> Result<String, agents::real_llm::LlmError> {
+        Ok(if self.0.is_empty() {
+            "still not a plan".to_string()
+        } else {
+            self.0.remove(0)
+        })
+    }
+}
+
+#[test]
+fn a_real_models_refused_replies_are_journaled_and_in_the_incident_log() {
+    let hotel = app("hotelReservation");
+    let cfg = short();
+    let f = deathstarbench::scenario_fault(
+        "hotelReservation",
+        "crash",
+        cfg.fault_start_s,
+        cfg.fault_duration_s,
+    )
+    .unwrap();
+    let spec = RunSpec {
+        app: &hotel,
+        faults: faults::FaultSchedule { faults: vec![f] },
+        policy: PolicyKind::Constrained,
+        seed: 1,
+        llm: LlmConfig::default(),
+        config: &cfg,
+        detection: Detection::Monitoring,
+        execution: Execution::Parallel,
+    };
+    let steps = vec![r#"{"restart": {"service": "frontend"}}"#; 1000].join(", ");
+    let agent = agents::real_llm::RealLlmAgent::new(
+        Canned(vec![
+            "I would restart everything.".into(),
+            format!(r#"{{"incident": "inc-1", "stages": [[{steps}]]}}"#),
+        ]),
+        "m",
+        12.0,
+    );
+    let r = experiments::online::run_with(&spec, Box::new(agent)).unwrap();
+    let inc = &r.incidents[0];
+    // Attempt 1 unreadable, attempt 2 rejected by the kernel, attempt 3 unreadable: escalated.
+    assert_eq!(inc.refused_replies.len(), 2, "{inc:?}");
+    assert_eq!(
+        inc.refused_replies[0].reply_excerpt,
+        "I would restart everything."
+    );
+    assert!(inc.refused_replies[0].reason.contains("not a typed plan"));
+    assert_eq!(inc.rejections.len(), 1);
+    let reason = inc.escalation_reason.as_deref().expect("escalated");
+    assert!(reason.starts_with("3 failed attempts"), "{reason}");
+    let refused: Vec<_> = r
+        .journal
+        .records()
+        .iter()
+        .filter(|rec| matches!(rec.event, Event::ProposalRefused { .. }))
+        .collect();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .all(|rec| rec.plan == kernel::journal::UNSUBMITTED)
+    );
+    // In order, between the kernel's own records, and readable back.
+    let text = r.journal.to_jsonl();
+    let back = kernel::journal::read_jsonl(text.as_bytes(), "journal").unwrap();
+    assert_eq!(back.len(), r.journal.len());
+    let names: Vec<&str> = back.iter().map(|rec| rec.event.name()).collect();
+    let first_refusal = names.iter().position(|n| *n == "proposal_refused").unwrap();
+    let proposal = names.iter().position(|n| *n == "proposal").unwrap();
+    assert!(first_refusal < proposal, "{names:?}");
+    assert!(back.windows(2).all(|w| w[0].t_us <= w[1].t_us));
+    let json = serde_json::to_string(inc).unwrap();
+    assert!(json.contains("\"refused_replies\""), "{json}");
+}

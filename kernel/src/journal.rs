@@ -21,6 +21,10 @@ use std::io::{BufRead, Write};
 /// Longest journal line the reader accepts, in bytes.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// The plan id of records about replies that never became a submitted plan; the kernel numbers
+/// its submissions from 1.
+pub const UNSUBMITTED: PlanId = PlanId(0);
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -123,6 +127,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         op: Option<ControlOp>,
     },
+    /// An agent's reply was refused before it became a plan (a real model answered with
+    /// something that is not a typed plan), so nothing reached the validator. The agent's runner
+    /// journals it through `Kernel::refuse`, under [`UNSUBMITTED`], so that the journal shows every answer, not only the
+    /// readable ones.
+    ProposalRefused {
+        /// Incident the reply answered.
+        incident: IncidentId,
+        /// Why it was refused (the parser's error).
+        reason: String,
+        /// The start of the reply (bounded; the full reply is in the agent's recording).
+        reply_excerpt: String,
+    },
     /// Reverting a lease failed; the lease stays held and the revert is retried.
     LeaseFailed {
         /// Step number.
@@ -187,6 +203,7 @@ impl Event {
             Event::LeaseFailed { .. } => "lease_failed",
             Event::LeaseEscalated { .. } => "lease_escalated",
             Event::LeaseSuperseded { .. } => "lease_superseded",
+            Event::ProposalRefused { .. } => "proposal_refused",
         }
     }
 }
@@ -416,6 +433,15 @@ mod tests {
         );
         j.append(VirtualTime(1), PlanId(1), Event::Commit);
         j.append(
+            VirtualTime(1),
+            UNSUBMITTED,
+            Event::ProposalRefused {
+                incident: IncidentId::try_from("inc-1").unwrap(),
+                reason: "the answer is not a typed plan: no JSON object".into(),
+                reply_excerpt: "restart geo please".into(),
+            },
+        );
+        j.append(
             VirtualTime(2),
             PlanId(1),
             Event::LeaseExpired {
@@ -426,6 +452,13 @@ mod tests {
         let text = j.to_jsonl();
         assert!(
             text.lines().nth(1).unwrap().contains(r#""event":"commit""#),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .nth(2)
+                .unwrap()
+                .contains(r#""plan":0,"event":"proposal_refused","incident":"inc-1""#),
             "{text}"
         );
         let back = read_jsonl(text.as_bytes(), "j").unwrap();

@@ -318,6 +318,27 @@ impl Kernel {
         }
     }
 
+    /// Journals an agent's reply that never became a plan (a real model's unreadable answer),
+    /// under [`crate::journal::UNSUBMITTED`], so the journal shows every answer an agent gave,
+    /// not only the ones the validator saw. `excerpt` is the start of the reply.
+    pub fn refuse(
+        &mut self,
+        now: VirtualTime,
+        incident: crate::isa::IncidentId,
+        reason: &str,
+        excerpt: &str,
+    ) {
+        self.journal.append(
+            now,
+            crate::journal::UNSUBMITTED,
+            Event::ProposalRefused {
+                incident,
+                reason: reason.to_string(),
+                reply_excerpt: excerpt.to_string(),
+            },
+        );
+    }
+
     /// Validates `plan`; if accepted, locks its services and starts executing it at the next
     /// [`poll`](Kernel::poll). Both the proposal and the verdict are journaled.
     pub fn submit(

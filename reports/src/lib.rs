@@ -7,31 +7,33 @@
 //! * [`tables`] — those aggregates as tables;
 //! * [`plots`] — timelines, harm bars, TTR and latency CDFs, sensitivity curves;
 //! * [`report`] — `REPORT.md`;
-//! * [`timings`] — the wall-clock measurements.
+//! * [`timings`] — the wall-clock measurements;
+//! * [`run_dir`] — crash-safe, self-describing output directories (temporary files renamed into
+//!   place, a manifest naming the run, `REPORT.md` only for a complete run).
 
 pub mod plots;
 pub mod report;
+pub mod run_dir;
 pub mod summary;
 pub mod tables;
 pub mod timings;
 
 use experiments::eval::{EvalConfig, EvalOutput, TimelinePoint};
 use experiments::record::{Provenance, write_results};
-use std::path::{Path, PathBuf};
+use run_dir::{OutputError, RunDir};
+use std::path::PathBuf;
 use summary::Results;
 use timings::Timings;
 
 /// Writing the report failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// A file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A file could not be written (the error names it).
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The tables could not be computed.
+    #[error("computing the tables: {0}")]
+    Tables(String),
     /// A plot could not be drawn.
     #[error("plotting {what}: {message}")]
     Plot {
@@ -40,13 +42,6 @@ pub enum ReportError {
         /// Why.
         message: String,
     },
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Io {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 /// Writes the timelines as CSV.
@@ -61,10 +56,11 @@ pub fn timelines_csv(points: &[TimelinePoint]) -> String {
     s
 }
 
-/// Writes everything into `dir` (which must exist): `results.jsonl`, `timelines.csv`,
-/// `tables/*.csv`, `timings.json`, `config.toml`, the plots and `REPORT.md`. Returns the files.
+/// Writes everything into the run directory `out`: `results.jsonl`, `timelines.csv`,
+/// `tables/*.csv`, `timings.json`, `config.toml`, the plots and — last, and only once everything
+/// else is in place — `REPORT.md`, which completes the run. Returns the files.
 pub fn write(
-    dir: &Path,
+    mut out: RunDir,
     cfg: &EvalConfig,
     provenance: &Provenance,
     output: &EvalOutput,
@@ -73,41 +69,25 @@ pub fn write(
     let mut files = Vec::new();
     let mut jsonl = Vec::new();
     write_results(&output.lines, &mut jsonl).expect("writing to memory");
-    let path = dir.join("results.jsonl");
-    write_file(&path, &jsonl)?;
-    files.push(path);
-    let path = dir.join("timelines.csv");
-    write_file(&path, timelines_csv(&output.timelines).as_bytes())?;
-    files.push(path);
+    files.push(out.write("results.jsonl", &jsonl)?);
+    files.push(out.write("timelines.csv", timelines_csv(&output.timelines).as_bytes())?);
     let results = Results::new(&output.lines);
-    let tables_dir = dir.join("tables");
-    std::fs::create_dir_all(&tables_dir).map_err(|source| ReportError::Io {
-        path: tables_dir.display().to_string(),
-        source,
-    })?;
-    let csvs = report::csv_tables(&results, timings).map_err(|e| ReportError::Io {
-        path: tables_dir.display().to_string(),
-        source: std::io::Error::other(e),
-    })?;
+    let csvs =
+        report::csv_tables(&results, timings).map_err(|e| ReportError::Tables(e.to_string()))?;
     for (name, text) in csvs {
-        let path = tables_dir.join(name);
-        write_file(&path, text.as_bytes())?;
-        files.push(path);
+        files.push(out.write(&format!("tables/{name}"), text.as_bytes())?);
     }
-    let path = dir.join("timings.json");
-    write_file(
-        &path,
-        serde_json::to_string_pretty(timings)
-            .expect("serialisable")
-            .as_bytes(),
-    )?;
-    files.push(path);
-    let path = dir.join("config.toml");
-    let toml = toml_text(cfg);
-    write_file(&path, toml.as_bytes())?;
-    files.push(path);
+    files.push(
+        out.write(
+            "timings.json",
+            serde_json::to_string_pretty(timings)
+                .expect("serialisable")
+                .as_bytes(),
+        )?,
+    );
+    files.push(out.write("config.toml", toml_text(cfg).as_bytes())?);
     let plots = plots::write_all(
-        dir,
+        &mut out,
         &results,
         &output.timelines,
         timings,
@@ -122,12 +102,8 @@ pub fn write(
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     files.extend(plots);
-    let path = dir.join("REPORT.md");
-    write_file(
-        &path,
-        report::render(cfg, provenance, &results, timings, &names).as_bytes(),
-    )?;
-    files.push(path);
+    let report = report::render(cfg, provenance, &results, timings, &names);
+    files.extend(out.finish(Some(("REPORT.md", report.as_bytes())))?);
     Ok(files)
 }
 

@@ -1,6 +1,7 @@
 //! Plots (PNG and SVG) with plotters. Text is rendered with an embedded DejaVu Sans, so the
 //! plots need no system fonts.
 
+use crate::run_dir::RunDir;
 use crate::summary::{Proportion, Results};
 use crate::timings::Timings;
 use agents::PolicyKind;
@@ -10,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 type PlotResult = Result<(), Box<dyn Error>>;
 
@@ -59,23 +60,25 @@ pub fn color(p: PolicyKind) -> RGBColor {
     }
 }
 
-/// Draws a plot into `dir/stem.png` and `dir/stem.svg`; returns both paths.
+/// Draws a plot into `stem.png` and `stem.svg` of the run directory, each written whole or not
+/// at all (see [`RunDir::render`]); returns both paths.
 macro_rules! both {
-    ($dir:expr, $stem:expr, $size:expr, |$root:ident| $body:expr) => {{
-        let png = $dir.join(format!("{}.png", $stem));
-        let svg = $dir.join(format!("{}.svg", $stem));
-        {
-            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
+    ($out:expr, $stem:expr, $size:expr, |$root:ident| $body:expr) => {{
+        let stem = $stem;
+        let png = $out.render(&format!("{stem}.png"), |path| {
+            let $root = BitMapBackend::new(path, $size).into_drawing_area();
             $root.fill(&WHITE)?;
             $body?;
             $root.present()?;
-        }
-        {
-            let $root = SVGBackend::new(&svg, $size).into_drawing_area();
+            Ok(())
+        })?;
+        let svg = $out.render(&format!("{stem}.svg"), |path| {
+            let $root = SVGBackend::new(path, $size).into_drawing_area();
             $root.fill(&WHITE)?;
             $body?;
             $root.present()?;
-        }
+            Ok(())
+        })?;
         Ok::<Vec<PathBuf>, Box<dyn Error>>(vec![png, svg])
     }};
 }
@@ -362,7 +365,7 @@ where
 
 /// Writes one fault's timeline plot: `timeline_<app>_<fault>.{png,svg}`.
 pub fn write_timeline(
-    dir: &Path,
+    out: &mut RunDir,
     app: &str,
     fault: &str,
     points: &[&TimelinePoint],
@@ -373,7 +376,7 @@ pub fn write_timeline(
     let title =
         format!("{app}, {fault} fault: user-facing error rate and P99 (triangles: actions)");
     both!(
-        dir,
+        out,
         format!("timeline_{app}_{fault}"),
         (1200, 800),
         |root| timeline(&root, &title, points, actions, fault_start_s)
@@ -382,7 +385,7 @@ pub fn write_timeline(
 
 /// Writes every summary plot; returns the files written.
 pub fn write_all(
-    dir: &Path,
+    out: &mut RunDir,
     results: &Results<'_>,
     timelines: &[TimelinePoint],
     timings: &Timings,
@@ -412,7 +415,7 @@ pub fn write_all(
             .flat_map(|r| r.actions.iter().map(move |a| (r.policy, a.at_s)))
             .collect();
         files.extend(write_timeline(
-            dir,
+            out,
             &app,
             &fault,
             &points,
@@ -440,7 +443,7 @@ pub fn write_all(
             groups.push((format!("offline {}", g.as_str()), v));
         }
     }
-    files.extend(both!(dir, "harm", (1100, 600), |root| harm_bars(
+    files.extend(both!(out, "harm", (1100, 600), |root| harm_bars(
         &root, &groups
     ))?);
     // TTR CDFs.
@@ -453,7 +456,7 @@ pub fn write_all(
                 .map(|v| (p.to_string(), color(p), v.clone()))
         })
         .collect();
-    files.extend(both!(dir, "ttr_cdf", (1000, 600), |root| cdf(
+    files.extend(both!(out, "ttr_cdf", (1000, 600), |root| cdf(
         &root,
         "Time to recovery, all faults (curves stop below 1: not recovered in the run)",
         "TTR (s)",
@@ -483,7 +486,7 @@ pub fn write_all(
                 )
             })
             .collect();
-        files.extend(both!(dir, "inference_cdf", (1000, 600), |root| cdf(
+        files.extend(both!(out, "inference_cdf", (1000, 600), |root| cdf(
             &root,
             "Recovery-group inference latency (wall clock)",
             "latency (ms, log scale)",
@@ -520,7 +523,7 @@ pub fn write_all(
         }
     }
     if !lines.is_empty() {
-        files.extend(both!(dir, "sensitivity", (1000, 600), |root| sensitivity(
+        files.extend(both!(out, "sensitivity", (1000, 600), |root| sensitivity(
             &root, &lines
         ))?);
     }

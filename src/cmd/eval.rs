@@ -2,7 +2,6 @@
 //! tables and `results.jsonl`.
 
 use super::read_text;
-use super::sim::prepare_out;
 use agents::PolicyKind;
 use experiments::eval::{EvalConfig, run_eval};
 use experiments::record::Provenance;
@@ -49,9 +48,14 @@ pub struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
-    /// Output directory.
+    /// Output directory. A rerun replaces the previous run there (its manifest,
+    /// `.microreboot-run.json`, lists its files); a non-empty directory without one is refused.
     #[arg(long, default_value = "reports/out")]
     out: PathBuf,
+    /// Delete the contents of an output directory microreboot did not write (or whose manifest
+    /// is unreadable) before writing into it.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The commit of the source tree this binary was built from (`+dirty` if it has changes).
@@ -167,11 +171,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         outln!("{}", reports::toml_text(&cfg));
         return Ok(ExitCode::SUCCESS);
     }
-    prepare_out(&args.out)?;
     let provenance = Provenance {
         commit: commit(),
         config_hash: cfg.hash(),
     };
+    // Taken before the experiments: a directory that cannot be used is refused at once, and an
+    // interrupted run is recorded as such in the manifest.
+    let (mut out, notes) = reports::run_dir::RunDir::open(
+        &args.out,
+        "eval",
+        &provenance.commit,
+        &provenance.config_hash,
+        args.force,
+    )?;
+    for note in notes {
+        eprintln!("eval: {note}");
+    }
     let threads = if args.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -200,9 +215,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if !args.quick {
         eprintln!("eval: timing recovery-group inference on the industrial graphs");
+        out.stage("timing recovery-group inference")?;
         timings.inference = inference_timings();
     }
-    let files = reports::write(&args.out, &cfg, &provenance, &output, &timings)?;
+    let files = reports::write(out, &cfg, &provenance, &output, &timings)?;
     summary(&output.lines, &args.out, files.len(), wall)?;
     // Coverage is a property of the whole matrix: a run narrowed to some faults or policies
     // cannot exercise everything, so there a gap is only reported.

@@ -3,7 +3,6 @@
 
 use super::eval::parse_policy;
 use super::read_text;
-use super::sim::prepare_out;
 use agents::PolicyKind;
 use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
@@ -29,9 +28,13 @@ pub struct Args {
     /// Evaluation configuration (TOML) for run, LLM and harm parameters.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output directory.
+    /// Output directory (a rerun replaces the previous run there; a non-empty directory
+    /// microreboot did not write is refused).
     #[arg(long, default_value = "reports/out/scenario")]
     out: PathBuf,
+    /// Delete the contents of an output directory microreboot did not write before writing.
+    #[arg(long)]
+    force: bool,
     /// Plan with a real model instead of the simulated LLM (constrained policy only),
     /// answering from a recorded conversation (JSON lines written by --llm-record).
     #[arg(long, conflicts_with = "llm_url")]
@@ -110,7 +113,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.online.fault_duration_s,
     )
     .ok_or_else(|| anyhow::anyhow!("no {} scenario for {}", args.fault, args.app))?;
-    prepare_out(&args.out)?;
+    let provenance = Provenance {
+        commit: super::eval::commit(),
+        config_hash: cfg.hash(),
+    };
+    let (mut out, notes) = reports::run_dir::RunDir::open(
+        &args.out,
+        "scenario",
+        &provenance.commit,
+        &provenance.config_hash,
+        args.force,
+    )?;
+    for note in notes {
+        eprintln!("scenario: {note}");
+    }
     let schedule = faults::FaultSchedule {
         faults: vec![fault],
     };
@@ -138,10 +154,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(&Series::from_rows(&noop.rows)),
         &cfg.online,
     );
-    let provenance = Provenance {
-        commit: super::eval::commit(),
-        config_hash: cfg.hash(),
-    };
     let record = OnlineRecord::new(
         provenance,
         &args.app,
@@ -153,10 +165,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &judgement,
     );
 
-    let write = |name: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    let mut write = |name: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
+        out.write(name, &bytes)?;
+        Ok(())
     };
     let mut metrics = Vec::new();
     sim::metrics::write_csv(&result_ref.rows, &mut metrics)?;
@@ -188,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|a| (args.policy, a.at_s))
         .collect();
     reports::plots::write_timeline(
-        &args.out,
+        &mut out,
         &args.app,
         &args.fault,
         &refs,
@@ -196,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.online.fault_start_s,
     )
     .map_err(|e| anyhow::anyhow!("plotting the timeline: {e}"))?;
+    out.finish(None)?;
 
     outln!(
         "{} / {} / {} / seed {}",

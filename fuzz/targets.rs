@@ -35,16 +35,12 @@ pub fn plan_json(data: &[u8]) {
     let Ok(plan) = Plan::from_json_str(text, "fuzz") else {
         return;
     };
-    let graph = DependencyGraph::from_json_str(
-        include_str!("../kernel/examples/graph.json"),
-        "graph.json",
-    )
-    .expect("the example graph parses");
-    let scope = RecoveryScope::from_json_str(
-        include_str!("../kernel/examples/scope.json"),
-        "scope.json",
-    )
-    .expect("the example scope parses");
+    let graph =
+        DependencyGraph::from_json_str(include_str!("../kernel/examples/graph.json"), "graph.json")
+            .expect("the example graph parses");
+    let scope =
+        RecoveryScope::from_json_str(include_str!("../kernel/examples/scope.json"), "scope.json")
+            .expect("the example scope parses");
     let verdict = validate(&plan, &graph, &scope, &KernelView::idle());
     assert_eq!(verdict.accepted(), verdict.violations.is_empty());
 }

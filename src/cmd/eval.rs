@@ -99,10 +99,11 @@ fn config(args: &Args) -> anyhow::Result<EvalConfig> {
             )
             .map_err(|e| anyhow::anyhow!(e))?;
             // A topology named in a configuration file is relative to that file.
-            if let (Some(t), Some(dir)) = (&cfg.topology, path.parent()) {
-                if Path::new(t).is_relative() && !dir.as_os_str().is_empty() {
-                    cfg.topology = Some(dir.join(t).display().to_string());
-                }
+            if let (Some(t), Some(dir)) = (&cfg.topology, path.parent())
+                && Path::new(t).is_relative()
+                && !dir.as_os_str().is_empty()
+            {
+                cfg.topology = Some(dir.join(t).display().to_string());
             }
             cfg
         }

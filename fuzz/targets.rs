@@ -68,8 +68,11 @@ pub fn llm_reply(data: &[u8]) {
     let _ = agents::real_llm::parse_plan(text);
 }
 
+/// A target's cargo-fuzz name and body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by its cargo-fuzz name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("alibaba_csv", |d| trace(Format::Alibaba, d)),
     ("jaeger_json", |d| trace(Format::Jaeger, d)),
     ("zipkin_json", |d| trace(Format::Zipkin, d)),

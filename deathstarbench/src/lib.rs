@@ -26,6 +26,10 @@
 //! recovery and index load), measured from the kill to readiness. Caches hit 97 % of the time
 //! when warm (redis 99 %) and warm with a 30 s time constant.
 //!
+//! Fault scenarios: each fault type's default target comes from the topology — the built-in
+//! applications' named table or the fault-target rule for any other topology (`scenarios`
+//! module, [`fault_for`], `docs/faults.md`).
+//!
 //! Conditions: `… miss` calls happen only when the preceding cache call missed;
 //! content-dependent ones (`post contains urls`, `post contains @mentions`) with probability
 //! 5/6, since the wrk2 compose-post script draws 0–5 URLs and 0–5 mentions uniformly; any other
@@ -80,6 +84,10 @@ pub struct TopoService {
     /// Technology (e.g. `redis`, `memcached`).
     #[serde(default)]
     pub tech: Option<String>,
+    /// Configuration versions, oldest first (the last one runs). Absent: one version, `v1`.
+    /// A service with a history is where the misconfig rule puts its fault.
+    #[serde(default)]
+    pub config_versions: Option<Vec<String>>,
 }
 
 /// An edge entry.
@@ -312,7 +320,11 @@ pub fn build(topo: &TopologyApp, d: &Deployment) -> Result<AppSpec, String> {
                 startup_s: d.startup_s[k],
                 cache,
                 startup_deps: Vec::new(),
-                config_versions: vec!["v1".into()],
+                config_versions: s
+                    .config_versions
+                    .clone()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| vec!["v1".into()]),
             }
         })
         .collect();
@@ -526,108 +538,8 @@ mod tests {
     }
 }
 
-/// The fault scenarios the evaluation injects by default, per application and fault type: a
-/// target on the main user paths and a Chaos-Mesh-like intensity. `start_s` and `duration_s`
-/// place it in the run.
-///
-/// | app | crash (hang, all replicas) | latency (+200 ms, one replica) | resource (CPU ×40, all) | partition (one replica) | misconfig (100 % failing) |
-/// |---|---|---|---|---|---|
-/// | socialNetwork | post-storage-service | post-storage-service | home-timeline-service | home-timeline-service ↛ post-storage-service | user-timeline-service |
-/// | hotelReservation | rate | geo | search | search ↛ rate | profile |
-/// | mediaMicroservices | compose-review-service | movie-id-service | text-service | compose-review-service ↛ review-storage-service | user-service |
-pub fn scenario_fault(
-    app: &str,
-    fault: &str,
-    start_s: f64,
-    duration_s: f64,
-) -> Option<faults::FaultSpec> {
-    use faults::{CrashMode, FaultKind, FaultSpec, ReplicaPick};
-    let (crash, latency, resource, partition, misconfig) = match app {
-        "socialNetwork" => (
-            "post-storage-service",
-            "post-storage-service",
-            "home-timeline-service",
-            ("home-timeline-service", "post-storage-service"),
-            "user-timeline-service",
-        ),
-        "hotelReservation" => ("rate", "geo", "search", ("search", "rate"), "profile"),
-        "mediaMicroservices" => (
-            "compose-review-service",
-            "movie-id-service",
-            "text-service",
-            ("compose-review-service", "review-storage-service"),
-            "user-service",
-        ),
-        _ => return None,
-    };
-    let (target, replicas, kind) = match fault {
-        "crash" => (
-            crash,
-            ReplicaPick::All,
-            FaultKind::Crash {
-                mode: CrashMode::Hang,
-            },
-        ),
-        "latency" => (
-            latency,
-            ReplicaPick::One,
-            FaultKind::Latency { delay_ms: 200.0 },
-        ),
-        "resource" => (
-            resource,
-            ReplicaPick::All,
-            FaultKind::Resource {
-                cpu_factor: 40.0,
-                leak: false,
-            },
-        ),
-        "partition" => (
-            partition.0,
-            ReplicaPick::One,
-            FaultKind::Partition {
-                dependency: partition.1.to_string(),
-            },
-        ),
-        "misconfig" => (
-            misconfig,
-            ReplicaPick::All,
-            FaultKind::Misconfig { fail_fraction: 1.0 },
-        ),
-        _ => return None,
-    };
-    Some(FaultSpec {
-        target: target.to_string(),
-        replicas,
-        start_s,
-        duration_s,
-        kind,
-    })
-}
-
-#[cfg(test)]
-mod scenario_tests {
-    use super::*;
-
-    #[test]
-    fn every_app_has_every_fault_on_an_existing_service() {
-        for app in APPS {
-            let spec = load(app, &Deployment::default()).unwrap();
-            for fault in faults::FAULT_TYPES {
-                let f = scenario_fault(app, fault, 10.0, 20.0).unwrap();
-                assert!(spec.service_index(&f.target).is_some(), "{app}/{fault}");
-                if let faults::FaultKind::Partition { dependency } = &f.kind {
-                    let (a, b) = (
-                        spec.service_index(&f.target).unwrap(),
-                        spec.service_index(dependency).unwrap(),
-                    );
-                    assert!(
-                        spec.edges.iter().any(|e| e.from == a && e.to == b),
-                        "{app}: partition on a real edge"
-                    );
-                }
-            }
-        }
-        assert!(scenario_fault("nope", "crash", 0.0, 1.0).is_none());
-        assert!(scenario_fault("socialNetwork", "flood", 0.0, 1.0).is_none());
-    }
-}
+mod scenarios;
+pub use scenarios::{
+    BUILTIN_TARGETS, BuiltinTargets, FaultChoice, TargetSource, Traffic, fault_for, rule_target,
+    scenario_fault,
+};

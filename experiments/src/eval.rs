@@ -48,8 +48,14 @@ pub struct EvalConfig {
     pub seed: u64,
     /// Online seeds per app × fault × policy.
     pub seeds: u32,
-    /// Applications (DeathStarBench).
+    /// Applications (DeathStarBench, or of `topology`).
     pub apps: Vec<String>,
+    /// A topology file (the schema of `deathstarbench/data/deathstarbench.json`) to take the
+    /// applications from instead of the embedded DeathStarBench one; a relative path is relative
+    /// to the configuration file that names it. Omitted from the serialised configuration when
+    /// unset, so that the configuration hash of the built-in evaluation does not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     /// Fault types.
     pub faults: Vec<String>,
     /// Policies.
@@ -74,6 +80,7 @@ impl Default for EvalConfig {
             seed: 1,
             seeds: 10,
             apps: vec!["socialNetwork".into(), "hotelReservation".into()],
+            topology: None,
             faults: faults::FAULT_TYPES.iter().map(|s| s.to_string()).collect(),
             policies: PolicyKind::ALL.to_vec(),
             graphs: IndustrialGraph::ALL.to_vec(),
@@ -115,6 +122,18 @@ impl EvalConfig {
 
     /// Overlays a TOML document on `base`: tables merge key by key.
     pub fn merge_toml(base: EvalConfig, text: &str, source: &str) -> Result<Self, String> {
+        let cfg = Self::merge_toml_unchecked(base, text, source)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// [`EvalConfig::merge_toml`] without the final [`EvalConfig::check`], for a caller that
+    /// still adjusts the result (command-line flags) and checks it afterwards.
+    pub fn merge_toml_unchecked(
+        base: EvalConfig,
+        text: &str,
+        source: &str,
+    ) -> Result<Self, String> {
         let overlay: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| format!("{source}: {e}"))?;
@@ -123,7 +142,6 @@ impl EvalConfig {
         let cfg: EvalConfig = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| format!("{source}: {e}"))?;
-        cfg.check()?;
         Ok(cfg)
     }
 
@@ -132,7 +150,8 @@ impl EvalConfig {
         if self.seeds == 0 {
             return Err("seeds must be at least 1".into());
         }
-        for app in &self.apps {
+        // Names in a topology file are checked when it is read (`load_apps`).
+        for app in self.apps.iter().filter(|_| self.topology.is_none()) {
             if !deathstarbench::APPS.contains(&app.as_str()) {
                 return Err(format!(
                     "unknown app `{app}`; choose from: {}",
@@ -191,6 +210,31 @@ impl EvalConfig {
                     .as_bytes()
             )
         )
+    }
+
+    /// The applications to run, from the embedded topology or from `topology`, with the default
+    /// deployment.
+    pub fn load_apps(&self) -> Result<Vec<AppSpec>, String> {
+        let deployment = deathstarbench::Deployment::default();
+        match &self.topology {
+            None => self
+                .apps
+                .iter()
+                .map(|a| deathstarbench::load(a, &deployment).map_err(|e| e.to_string()))
+                .collect(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("topology = {path:?}: cannot read: {e}"))?;
+                let file = deathstarbench::parse(&text, path).map_err(|e| e.to_string())?;
+                self.apps
+                    .iter()
+                    .map(|a| {
+                        deathstarbench::select(&file, a, path, &deployment)
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// The seeds of the online matrix.
@@ -361,14 +405,7 @@ pub fn run_eval(
     progress: bool,
 ) -> Result<EvalOutput, String> {
     cfg.check()?;
-    let apps: Vec<AppSpec> = cfg
-        .apps
-        .iter()
-        .map(|a| {
-            deathstarbench::load(a, &deathstarbench::Deployment::default())
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
+    let apps = cfg.load_apps()?;
     let graphs: Vec<DependencyGraph> = cfg.graphs.iter().map(|g| g.build(cfg.seed)).collect();
     let mut jobs = Vec::new();
     for (a, _) in cfg.apps.iter().enumerate() {
@@ -462,13 +499,15 @@ fn run_job(
             seed_index,
         } => {
             let app_spec = &apps[*app];
-            let fault_spec = deathstarbench::scenario_fault(
-                &app_spec.name,
+            let fault_spec = deathstarbench::fault_for(
+                app_spec,
                 fault,
+                None,
                 cfg.online.fault_start_s,
                 cfg.online.fault_duration_s,
             )
-            .ok_or_else(|| format!("no {fault} scenario for {}", app_spec.name))?;
+            .map_err(|e| format!("{} {fault}: {e}", app_spec.name))?
+            .spec;
             let schedule = faults::FaultSchedule {
                 faults: vec![fault_spec],
             };

@@ -14,7 +14,7 @@
 //! `Cause::Fault(id)`, and [`FaultInjector::retract_all`] ends every fault so that a run never
 //! ends with one still active.
 //!
-//! Schedules are serde data (TOML or JSON):
+//! Schedules are serde data (TOML or JSON; every key and an example in `docs/faults.md`):
 //!
 //! ```toml
 //! [[faults]]

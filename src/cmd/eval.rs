@@ -35,9 +35,14 @@ pub struct Args {
     /// Online seeds per app × fault × policy.
     #[arg(long)]
     seeds: Option<u32>,
-    /// Applications, comma-separated (socialNetwork, hotelReservation, mediaMicroservices).
+    /// Applications, comma-separated (socialNetwork, hotelReservation, mediaMicroservices, or
+    /// those of --topology; with a topology and no apps set anywhere: all of the file's).
     #[arg(long, value_delimiter = ',')]
     apps: Option<Vec<String>>,
+    /// A topology file (schema of deathstarbench/data/deathstarbench.json) instead of the
+    /// embedded DeathStarBench one; overrides the configuration's `topology` key.
+    #[arg(long)]
+    topology: Option<PathBuf>,
     /// Fault types, comma-separated (crash, latency, resource, partition, misconfig).
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<String>>,
@@ -88,16 +93,41 @@ fn config(args: &Args) -> anyhow::Result<EvalConfig> {
     } else {
         EvalConfig::default()
     };
+    let default_apps = base.apps.clone();
     let mut cfg = match &args.config {
-        Some(path) => EvalConfig::merge_toml(base, &read_text(path)?, &path.display().to_string())
-            .map_err(|e| anyhow::anyhow!(e))?,
+        Some(path) => {
+            let mut cfg = EvalConfig::merge_toml_unchecked(
+                base,
+                &read_text(path)?,
+                &path.display().to_string(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            // A topology named in a configuration file is relative to that file.
+            if let (Some(t), Some(dir)) = (&cfg.topology, path.parent())
+                && Path::new(t).is_relative()
+                && !dir.as_os_str().is_empty()
+            {
+                cfg.topology = Some(dir.join(t).display().to_string());
+            }
+            cfg
+        }
         None => base,
     };
+    if let Some(t) = &args.topology {
+        cfg.topology = Some(t.display().to_string());
+    }
     if let Some(s) = args.seeds {
         cfg.seeds = s;
     }
     if let Some(a) = &args.apps {
         cfg.apps = a.clone();
+    } else if let Some(t) = &cfg.topology
+        && cfg.apps == default_apps
+    {
+        // A topology of one's own rarely names its apps like DeathStarBench's: run them all.
+        let name = t.clone();
+        let file = deathstarbench::parse(&read_text(Path::new(t))?, &name)?;
+        cfg.apps = file.apps.iter().map(|a| a.name.clone()).collect();
     }
     if let Some(f) = &args.faults {
         cfg.faults = f.clone();

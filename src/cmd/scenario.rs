@@ -3,6 +3,7 @@
 
 use super::eval::parse_policy;
 use super::read_text;
+use super::sim::AppArgs;
 use agents::PolicyKind;
 use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
@@ -13,12 +14,15 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Application: socialNetwork, hotelReservation or mediaMicroservices.
-    #[arg(long, default_value = "socialNetwork")]
-    app: String,
-    /// Fault type: crash, latency, resource, partition or misconfig.
+    #[command(flatten)]
+    app: AppArgs,
+    /// Fault type: crash, latency, resource, partition or misconfig (target: the built-in table
+    /// or the fault-target rule, docs/faults.md).
     #[arg(long)]
     fault: String,
+    /// Override the fault's target service (for a partition: the caller).
+    #[arg(long)]
+    target: Option<String>,
     /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained or oracle.
     #[arg(long, value_parser = parse_policy)]
     policy: PolicyKind,
@@ -102,17 +106,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!(e))?,
         None => EvalConfig::default(),
     };
-    cfg.apps = vec![args.app.clone()];
+    if let Some(path) = &args.app.topology {
+        cfg.topology = Some(path.display().to_string());
+    }
+    cfg.apps = vec![args.app.app.clone()];
     cfg.faults = vec![args.fault.clone()];
     cfg.check().map_err(|e| anyhow::anyhow!(e))?;
-    let app = deathstarbench::load(&args.app, &deathstarbench::Deployment::default())?;
-    let fault = deathstarbench::scenario_fault(
-        &args.app,
+    let app = args.app.load()?;
+    let choice = deathstarbench::fault_for(
+        &app,
         &args.fault,
+        args.target.as_deref(),
         cfg.online.fault_start_s,
         cfg.online.fault_duration_s,
     )
-    .ok_or_else(|| anyhow::anyhow!("no {} scenario for {}", args.fault, args.app))?;
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let fault_line = format!(
+        "fault: {} (target: {})",
+        choice.spec,
+        choice.source.as_str()
+    );
+    let fault = choice.spec;
     let provenance = Provenance {
         commit: super::eval::commit(),
         config_hash: cfg.hash(),
@@ -156,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let record = OnlineRecord::new(
         provenance,
-        &args.app,
+        &args.app.app,
         &args.fault,
         args.policy,
         args.seed,
@@ -188,9 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         faults_log.push(b'\n');
     }
     write("faults.jsonl", faults_log)?;
-    let mut points = timeline(&args.app, &args.fault, PolicyKind::Noop, &noop.rows);
+    let mut points = timeline(&args.app.app, &args.fault, PolicyKind::Noop, &noop.rows);
     if let Some(r) = &result {
-        points.extend(timeline(&args.app, &args.fault, args.policy, &r.rows));
+        points.extend(timeline(&args.app.app, &args.fault, args.policy, &r.rows));
     }
     let refs: Vec<_> = points.iter().collect();
     let actions: Vec<(PolicyKind, f64)> = result_ref
@@ -200,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     reports::plots::write_timeline(
         &mut out,
-        &args.app,
+        &args.app.app,
         &args.fault,
         &refs,
         &actions,
@@ -211,11 +225,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     outln!(
         "{} / {} / {} / seed {}",
-        args.app,
+        args.app.app,
         args.fault,
         args.policy,
         args.seed
     );
+    outln!("{fault_line}");
     for inc in &result_ref.incidents {
         outln!(
             "incident {}: opened {:.0} s, symptom {}, root cause {} ({:?}), scope {} services, resolved {}",

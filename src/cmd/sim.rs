@@ -2,7 +2,7 @@
 //! written out as per-second metrics.
 
 use super::read_text;
-use faults::{FAULT_TYPES, FaultInjector, FaultSchedule, run_with_faults};
+use faults::{FaultInjector, FaultSchedule, run_with_faults};
 use kernel::VirtualTime;
 use sim::rng::{self, Stream};
 use sim::spec::AppSpec;
@@ -66,10 +66,12 @@ pub struct Args {
     #[command(flatten)]
     app: AppArgs,
     /// Fault to inject (`none`, or one of crash, latency, resource, partition, misconfig), with
-    /// the scenario's default target and intensity.
+    /// the scenario's default target and intensity (docs/faults.md: the built-in table or the
+    /// fault-target rule).
     #[arg(long, default_value = "none")]
     fault: String,
-    /// Override the fault's target service.
+    /// Override the fault's target service (for a partition: the caller; the dependency cut
+    /// off is its busiest callee).
     #[arg(long)]
     target: Option<String>,
     /// Fault injection time, seconds.
@@ -78,7 +80,7 @@ pub struct Args {
     /// Fault duration, seconds.
     #[arg(long, default_value_t = 120.0)]
     fault_duration: f64,
-    /// A fault schedule (TOML) instead of --fault.
+    /// A fault schedule (TOML, docs/faults.md) instead of --fault.
     #[arg(long, conflicts_with = "fault")]
     faults: Option<PathBuf>,
     /// Seed.
@@ -100,7 +102,6 @@ pub struct Args {
 
 /// Builds the fault schedule the arguments ask for.
 fn schedule(args: &Args, app_spec: &sim::spec::AppSpec) -> anyhow::Result<FaultSchedule> {
-    let app = app_spec.name.as_str();
     if let Some(path) = &args.faults {
         return FaultSchedule::from_toml(&read_text(path)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
@@ -108,34 +109,16 @@ fn schedule(args: &Args, app_spec: &sim::spec::AppSpec) -> anyhow::Result<FaultS
     if args.fault == "none" {
         return Ok(FaultSchedule::default());
     }
-    if !FAULT_TYPES.contains(&args.fault.as_str()) {
-        anyhow::bail!(
-            "unknown fault `{}`; choose none or one of: {}",
-            args.fault,
-            FAULT_TYPES.join(", ")
-        );
-    }
-    let mut spec =
-        deathstarbench::scenario_fault(app, &args.fault, args.fault_start, args.fault_duration)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no default {} scenario for app `{app}`; give --target or --faults",
-                    args.fault
-                )
-            })?;
-    if let Some(target) = &args.target {
-        anyhow::ensure!(
-            app_spec.service_index(target).is_some(),
-            "--target: `{target}` is not a service of {app}; choose from: {}",
-            app_spec
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        spec.target = target.clone();
-    }
+    // A given target needs no default: the default lookup only runs without one.
+    let choice = deathstarbench::fault_for(
+        app_spec,
+        &args.fault,
+        args.target.as_deref(),
+        args.fault_start,
+        args.fault_duration,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let spec = choice.spec;
     anyhow::ensure!(
         args.fault_start < args.duration,
         "--fault-start {} s is not before the end of the run (--duration {} s): the fault would never be injected",

@@ -48,6 +48,11 @@ impl<N: Network> Sim<N> {
             path: path as u16,
             start: self.now,
         });
+        self.tally.requests_started += 1;
+        #[cfg(test)]
+        if self.sabotage_now(super::Sabotage::DoubleCountStart) {
+            self.tally.requests_started += 1;
+        }
         let call = self.calls.insert(Call {
             parent: Parent::Request(req),
             path: path as u16,
@@ -407,8 +412,14 @@ impl<N: Network> Sim<N> {
             return;
         };
         let (service, replica) = (exec.service, exec.replica);
+        #[cfg(test)]
+        let skip = self.sabotage_now(super::Sabotage::SkipInflightDecrement);
+        #[cfg(not(test))]
+        let skip = false;
         let r = &mut self.services[service as usize].replicas[replica as usize];
-        r.inflight -= 1;
+        if !skip {
+            r.inflight -= 1;
+        }
         if let Some(i) = r.execs.iter().position(|&e| e == key) {
             r.execs.swap_remove(i);
         }
@@ -565,13 +576,19 @@ impl<N: Network> Sim<N> {
         let Some(call) = self.calls.remove(key) else {
             return;
         };
+        #[cfg(test)]
+        if self.sabotage_now(super::Sabotage::LeakCall) {
+            self.calls.insert(call.clone());
+        }
         let mut flags = call.flags;
         flags.merge(outcome.flags);
         match call.parent {
             Parent::Request(req) => {
                 let Some(r) = self.requests.remove(req) else {
+                    self.tally.ends_without_request += 1;
                     return;
                 };
+                self.tally.requests_ended += 1;
                 let n = self.spec.services.len();
                 self.metrics.record_path(
                     n,

@@ -76,7 +76,6 @@ pub(super) struct EventQueue {
     seq: u64,
 }
 
-#[allow(dead_code)] // len, payloads, min_time_scan: for the invariant checker
 impl EventQueue {
     /// Schedules `event` at `at_us`, after everything already scheduled for that time.
     pub(super) fn push(&mut self, at_us: u64, event: Event) {
@@ -112,6 +111,11 @@ impl EventQueue {
     /// Payloads stored (equal to [`EventQueue::len`] unless the queue is corrupt).
     pub(super) fn payloads(&self) -> usize {
         self.payloads.len()
+    }
+
+    /// The scheduled events, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.payloads.iter().map(|(_, e)| e)
     }
 
     /// The earliest time of any entry, scanning the whole heap (the heap order itself is not

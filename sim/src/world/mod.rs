@@ -51,11 +51,13 @@ mod attribution;
 mod control;
 mod engine;
 mod events;
+mod invariants;
 mod observe;
 mod probes;
 
 use attribution::Flags;
 use events::{Event, EventQueue};
+pub use invariants::InvariantViolation;
 
 /// Why a run stopped early.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,6 +78,31 @@ pub enum SimError {
     /// A control call named something that does not exist.
     #[error("{0}")]
     BadControl(String),
+    /// The invariant checker ([`SimConfig::check_invariants_every`]) found the simulator's state
+    /// inconsistent: a simulator bug, never a result.
+    #[error("{0}")]
+    Invariant(InvariantViolation),
+}
+
+/// Request bookkeeping for the invariant checker: every request that starts ends exactly once.
+#[derive(Debug, Default)]
+struct Tally {
+    requests_started: u64,
+    requests_ended: u64,
+    /// Root calls that completed without a request to end (a request ended twice).
+    ends_without_request: u64,
+}
+
+/// A bug planted on purpose, once, at or after a time, to show the invariant checker catches it.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sabotage {
+    /// A finished execution leaves its worker counted.
+    SkipInflightDecrement,
+    /// A completed call stays in the slab (a leak).
+    LeakCall,
+    /// A request is counted as started twice.
+    DoubleCountStart,
 }
 
 /// The lifecycle state of a replica.
@@ -139,7 +166,7 @@ enum Parent {
     Exec(Key),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Call {
     parent: Parent,
     path: u16,
@@ -309,6 +336,9 @@ pub struct Sim<N: Network = DesNetwork> {
     delivered: Vec<(VirtualTime, MsgId)>,
     spans: Option<Vec<SpanRecord>>,
     arrivals_on: bool,
+    tally: Tally,
+    #[cfg(test)]
+    sabotage: Option<(Sabotage, u64)>,
 }
 
 impl Sim<DesNetwork> {
@@ -444,6 +474,9 @@ impl<N: Network> Sim<N> {
             delivered: Vec::new(),
             spans: None,
             arrivals_on: cfg.rate_rps > 0.0,
+            tally: Tally::default(),
+            #[cfg(test)]
+            sabotage: None,
             spec,
         };
         if sim.arrivals_on {
@@ -538,11 +571,13 @@ impl<N: Network> Sim<N> {
                     self.on_deliver(msg);
                 }
                 self.delivered = delivered;
+                self.maybe_check()?;
                 continue;
             }
             let (time, event) = self.queue.pop().expect("peeked");
             self.now = VirtualTime(time);
             self.dispatch(event);
+            self.maybe_check()?;
         }
         self.now = self.now.max(t);
         Ok(())
@@ -576,6 +611,107 @@ impl<N: Network> Sim<N> {
             } => self.on_up(service, replica, generation),
             Event::Probe => self.on_probe(),
             Event::Second => self.on_second(),
+        }
+    }
+
+    /// Runs the invariant checker if the configuration asks for it at this event.
+    #[inline]
+    fn maybe_check(&self) -> Result<(), SimError> {
+        match self.cfg.check_invariants_every {
+            Some(n) if self.events.is_multiple_of(n.max(1)) => {
+                self.check_invariants().map_err(SimError::Invariant)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Arms a planted bug (tests of the invariant checker only).
+    #[cfg(test)]
+    fn sabotage_now(&mut self, which: Sabotage) -> bool {
+        match self.sabotage {
+            Some((w, at)) if w == which && self.now.as_micros() >= at => {
+                self.sabotage = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Small applications for the world's unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::cause::Cause;
+    use crate::spec::{AppSpec, CallNode, Condition, EdgeSpec, PathSpec, ServiceSpec, ServiceTime};
+    use kernel::{EdgeKind, ServiceKind};
+
+    /// The fault the tests inject.
+    pub const FAULT: Cause = Cause::Fault(1);
+    /// The action the tests take.
+    pub const ACTION: Cause = Cause::Action(1);
+
+    fn service(
+        name: &str,
+        kind: ServiceKind,
+        replicas: u32,
+        cores: u32,
+        inflight: u32,
+    ) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            kind,
+            replicas,
+            min_replicas: 1,
+            max_replicas: replicas.max(4),
+            cores,
+            max_inflight: inflight,
+            service_time: ServiceTime {
+                median_us: 800.0,
+                sigma: 0.4,
+            },
+            startup_s: 1.0,
+            cache: None,
+            startup_deps: Vec::new(),
+            config_versions: vec!["v1".into()],
+        }
+    }
+
+    fn node(service: usize, stages: Vec<Vec<usize>>) -> CallNode {
+        CallNode {
+            service,
+            op: "op".into(),
+            condition: Condition::Always,
+            stages,
+        }
+    }
+
+    /// `frontend → backend → db`, and `frontend → other` beside it (one path, both calls in
+    /// one stage): services 0 to 3.
+    pub fn chain() -> AppSpec {
+        let edge = |from, to, kind| EdgeSpec { from, to, kind };
+        AppSpec {
+            name: "chain".into(),
+            services: vec![
+                service("frontend", ServiceKind::Frontend, 2, 4, 128),
+                service("backend", ServiceKind::Stateless, 2, 2, 32),
+                service("db", ServiceKind::Db, 1, 4, 64),
+                service("other", ServiceKind::Stateless, 1, 2, 32),
+            ],
+            edges: vec![
+                edge(0, 1, EdgeKind::Rpc),
+                edge(1, 2, EdgeKind::Db),
+                edge(0, 3, EdgeKind::Rpc),
+            ],
+            paths: vec![PathSpec {
+                name: "read".into(),
+                weight: 1.0,
+                nodes: vec![
+                    node(0, vec![vec![1, 3]]),
+                    node(1, vec![vec![2]]),
+                    node(2, vec![]),
+                    node(3, vec![]),
+                ],
+            }],
         }
     }
 }

@@ -342,7 +342,8 @@ impl FaultInjector {
             ReplicaPick::All => (0..n).collect(),
             ReplicaPick::One if n > 0 => vec![self.rng.random_range(0..n)],
             ReplicaPick::One => Vec::new(),
-            ReplicaPick::Ids(ids) => ids.clone(),
+            // Replicas may have been scaled away since the schedule was checked.
+            ReplicaPick::Ids(ids) => ids.iter().copied().filter(|&r| r < n).collect(),
         };
         let (mut bad_version, mut previous_version) = (None, None);
         match &f.kind {

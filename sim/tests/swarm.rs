@@ -55,12 +55,7 @@ impl World {
             .spec
             .services
             .iter()
-            .map(|s| {
-                format!(
-                    "{}x{}c{}w{}",
-                    s.name, s.replicas, s.cores, s.max_inflight
-                )
-            })
+            .map(|s| format!("{}x{}c{}w{}", s.name, s.replicas, s.cores, s.max_inflight))
             .collect();
         let edges: Vec<String> = self
             .spec
@@ -258,10 +253,7 @@ fn draw(seed: u64) -> World {
                     rng.random_bool(0.7).then(|| rng.random_range(0.0..300.0)),
                 ),
                 7 => Action::Scale(s, rng.random_range(0..=4)),
-                8 => Action::Config(
-                    s,
-                    pick(&mut rng, &["v1", "v2", "v9-unknown"]).to_string(),
-                ),
+                8 => Action::Config(s, pick(&mut rng, &["v1", "v2", "v9-unknown"]).to_string()),
                 9 => Action::Slowdown(s, r, pick(&mut rng, &[1.0, 3.0])),
                 10 => Action::Delay(s, r, pick(&mut rng, &[0, 20_000])),
                 11 => Action::Partition(s, r, rng.random_range(0..n), rng.random_bool(0.6)),
@@ -367,8 +359,11 @@ fn run(world: &World) -> Result<u64, String> {
             apply(&mut sim, a, Cause::Action(*i as u32 + 1));
             actions.next();
         }
-        sim.check_invariants().map_err(|v| format!("after control: {v}"))?;
-        let next_action = actions.peek().map(|(_, (at, _))| VirtualTime((*at * 1e6) as u64));
+        sim.check_invariants()
+            .map_err(|v| format!("after control: {v}"))?;
+        let next_action = actions
+            .peek()
+            .map(|(_, (at, _))| VirtualTime((*at * 1e6) as u64));
         let next = [faults.next_change(), next_action]
             .into_iter()
             .flatten()
@@ -385,7 +380,9 @@ fn run(world: &World) -> Result<u64, String> {
     }
     let residue = sim.fault_residue();
     if !residue.is_empty() {
-        return Err(format!("faults still in force after retraction: {residue:?}"));
+        return Err(format!(
+            "faults still in force after retraction: {residue:?}"
+        ));
     }
     // Drain: with arrivals off every request ends by its client timeout.
     sim.set_arrivals(false);
@@ -410,7 +407,11 @@ fn repro(seed: u64) -> String {
 fn case(seed: u64) -> Result<u64, String> {
     let world = draw(seed);
     run(&world).map_err(|e| {
-        let line = format!("{e}\n  repro: {}\n  drawn: {}", repro(seed), world.summary());
+        let line = format!(
+            "{e}\n  repro: {}\n  drawn: {}",
+            repro(seed),
+            world.summary()
+        );
         eprintln!("swarm failure: {line}");
         line
     })

@@ -10,6 +10,23 @@ use crate::metrics::Completion;
 use crate::net::Network;
 use std::collections::BTreeSet;
 
+/// Emits the structured `tracing` event of one control call (debug level, target
+/// `sim::control`): the operation, service, replicas or value, cause, and the virtual time.
+/// Diagnostics only: nothing of it reaches results.
+macro_rules! control_event {
+    ($sim:expr, $op:expr, $service:expr, $what:expr, $cause:expr) => {
+        tracing::debug!(
+            target: "sim::control",
+            op = $op,
+            service = $service,
+            what = ?$what,
+            cause = %$cause,
+            t_us = $sim.now.as_micros(),
+            "control"
+        )
+    };
+}
+
 impl<N: Network> Sim<N> {
     // ---------------------------------------------------------------------------------------
     // Control: how faults and actions take effect.
@@ -88,6 +105,16 @@ impl<N: Network> Sim<N> {
         replicas: &[u32],
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "restart", service, replicas, cause);
+        self.restart_replicas(service, replicas, cause)
+    }
+
+    fn restart_replicas(
+        &mut self,
+        service: &str,
+        replicas: &[u32],
+        cause: Cause,
+    ) -> Result<(), SimError> {
         let s = self.service_index(service)?;
         self.check_replicas(s, replicas)?;
         let startup = (self.spec.services[s as usize].startup_s * 1e6) as u64;
@@ -124,12 +151,14 @@ impl<N: Network> Sim<N> {
 
     /// Kills replicas (they stay down and refuse connections) — a crash fault's "kill" mode.
     pub fn kill(&mut self, service: &str, replicas: &[u32], cause: Cause) -> Result<(), SimError> {
+        control_event!(self, "kill", service, replicas, cause);
         self.stop(service, replicas, cause, ReplicaState::Down)
     }
 
     /// Hangs replicas: they keep accepting connections and never answer (callers time out)
     /// until probes take them out of load balancing — a crash fault's "hang" mode.
     pub fn hang(&mut self, service: &str, replicas: &[u32], cause: Cause) -> Result<(), SimError> {
+        control_event!(self, "hang", service, replicas, cause);
         self.stop(service, replicas, cause, ReplicaState::Hung)
     }
 
@@ -165,6 +194,7 @@ impl<N: Network> Sim<N> {
         replicas: &[u32],
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "recover", service, replicas, cause);
         let s = self.service_index(service)?;
         let stuck: Vec<u32> = replicas
             .iter()
@@ -176,7 +206,7 @@ impl<N: Network> Sim<N> {
                     .is_some_and(|rep| matches!(rep.state, ReplicaState::Down | ReplicaState::Hung))
             })
             .collect();
-        self.restart(service, &stuck, cause)
+        self.restart_replicas(service, &stuck, cause)
     }
 
     /// Sets which replicas are drained (out of load balancing; in-flight requests finish).
@@ -186,6 +216,7 @@ impl<N: Network> Sim<N> {
         drained: &BTreeSet<u32>,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "set_drained", service, drained, cause);
         let s = self.service_index(service)?;
         let list: Vec<u32> = drained.iter().copied().collect();
         self.check_replicas(s, &list)?;
@@ -207,6 +238,17 @@ impl<N: Network> Sim<N> {
         open: bool,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(
+            self,
+            if open {
+                "open_breaker"
+            } else {
+                "close_breaker"
+            },
+            caller,
+            callee,
+            cause
+        );
         let (a, b) = (self.service_index(caller)?, self.service_index(callee)?);
         let breakers = &mut self.services[a as usize].breakers;
         if open {
@@ -225,6 +267,7 @@ impl<N: Network> Sim<N> {
         rps: Option<f64>,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "set_rate_limit", service, rps, cause);
         let s = self.service_index(service)?;
         let now = self.now;
         self.services[s as usize].limiter = match rps {
@@ -244,6 +287,7 @@ impl<N: Network> Sim<N> {
     /// the highest ordinals, and their in-flight requests fail with `cause`. Zero is allowed here
     /// (raw commands can do it); the kernel's ISA cannot express it.
     pub fn set_replicas(&mut self, service: &str, n: u32, cause: Cause) -> Result<(), SimError> {
+        control_event!(self, "set_replicas", service, n, cause);
         let s = self.service_index(service)?;
         let current = self.services[s as usize].replicas.len() as u32;
         let startup = (self.spec.services[s as usize].startup_s * 1e6) as u64;
@@ -281,6 +325,7 @@ impl<N: Network> Sim<N> {
         version: &str,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "set_config", service, version, cause);
         let s = self.service_index(service)?;
         let rt = &mut self.services[s as usize];
         match rt.configs.iter().position(|c| c.name == version) {
@@ -305,6 +350,7 @@ impl<N: Network> Sim<N> {
         fail_fraction: f64,
         cause: Cause,
     ) -> Result<String, SimError> {
+        control_event!(self, "push_bad_config", service, fail_fraction, cause);
         let s = self.service_index(service)?;
         let rt = &mut self.services[s as usize];
         let name = format!("v{}-bad", rt.configs.len() + 1);
@@ -328,6 +374,13 @@ impl<N: Network> Sim<N> {
         leak_per_s: Option<f64>,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(
+            self,
+            "set_slowdown",
+            service,
+            (replicas, factor, leak_per_s),
+            cause
+        );
         let s = self.service_index(service)?;
         self.check_replicas(s, replicas)?;
         for &r in replicas {
@@ -355,6 +408,7 @@ impl<N: Network> Sim<N> {
         delay_us: u64,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(self, "set_net_delay", service, (replicas, delay_us), cause);
         let s = self.service_index(service)?;
         self.check_replicas(s, replicas)?;
         for &r in replicas {
@@ -375,6 +429,17 @@ impl<N: Network> Sim<N> {
         partitioned: bool,
         cause: Cause,
     ) -> Result<(), SimError> {
+        control_event!(
+            self,
+            if partitioned {
+                "partition"
+            } else {
+                "repair_partition"
+            },
+            service,
+            (replicas, dependency),
+            cause
+        );
         let s = self.service_index(service)?;
         let d = self.service_index(dependency)?;
         self.check_replicas(s, replicas)?;
@@ -386,5 +451,84 @@ impl<N: Network> Sim<N> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{ACTION, chain};
+    use crate::{Sim, SimConfig};
+    use kernel::VirtualTime;
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+
+    /// A subscriber that records every event as one line.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            struct Line(String);
+            impl Visit for Line {
+                fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+                    self.0 += &format!(" {}={v:?}", f.name());
+                }
+            }
+            let m = e.metadata();
+            let mut line = Line(format!("{} {}", m.level(), m.target()));
+            e.record(&mut line);
+            self.0.lock().unwrap().push(line.0);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn run(sim: &mut Sim) {
+        sim.run_until(VirtualTime::from_millis(1500)).unwrap();
+        sim.restart("backend", &[0], ACTION).unwrap();
+        sim.recover("backend", &[1], ACTION).unwrap();
+        sim.set_drained("db", &BTreeSet::from([0]), ACTION).unwrap();
+        sim.set_breaker("frontend", "other", true, ACTION).unwrap();
+        sim.run_until(VirtualTime::from_secs(3)).unwrap();
+    }
+
+    #[test]
+    fn every_control_call_emits_one_debug_event_on_virtual_time_and_changes_nothing() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let cfg = SimConfig::default();
+        let mut traced = Sim::new(chain(), cfg).unwrap();
+        tracing::subscriber::with_default(Capture(lines.clone()), || run(&mut traced));
+        let lines = lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        for (line, op) in lines
+            .iter()
+            .zip(["restart", "recover", "set_drained", "open_breaker"])
+        {
+            assert!(line.starts_with("DEBUG sim::control"), "{line}");
+            assert!(line.contains(&format!("op=\"{op}\"")), "{line}");
+            assert!(line.contains("cause=action#1"), "{line}");
+            assert!(line.contains("t_us=1500000"), "{line}");
+        }
+        assert!(
+            lines[0].contains("service=\"backend\" what=[0]"),
+            "{}",
+            lines[0]
+        );
+        let mut plain = Sim::new(chain(), cfg).unwrap();
+        run(&mut plain);
+        let csv = |s: &Sim| {
+            let mut out = Vec::new();
+            s.metrics().write_csv(&mut out).unwrap();
+            out
+        };
+        assert_eq!(csv(&traced), csv(&plain));
     }
 }

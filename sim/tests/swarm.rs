@@ -442,7 +442,7 @@ fn proptest_config(cases: u32) -> proptest::test_runner::Config {
 }
 
 proptest! {
-    #![proptest_config(proptest_config(300))]
+    #![proptest_config(proptest_config(200))]
 
     #[test]
     fn random_worlds_keep_every_invariant(seed in any::<u64>()) {

@@ -245,6 +245,11 @@ pub struct FaultInjector {
     phases: Vec<Phase>,
     rng: ChaCha8Rng,
     log: Vec<FaultEvent>,
+    /// Bad config versions of retracted misconfig faults: `(target, bad, version it replaced)`.
+    /// A later bad push can replace an earlier one; when it is retracted, rolling back to an
+    /// already-retracted bad version would leave that fault in force, so the rollback goes on
+    /// back to what the earlier fault replaced.
+    reverted: Vec<(String, String, String)>,
 }
 
 impl FaultInjector {
@@ -255,6 +260,7 @@ impl FaultInjector {
             schedule,
             rng,
             log: Vec::new(),
+            reverted: Vec::new(),
         }
     }
 
@@ -336,7 +342,8 @@ impl FaultInjector {
             ReplicaPick::All => (0..n).collect(),
             ReplicaPick::One if n > 0 => vec![self.rng.random_range(0..n)],
             ReplicaPick::One => Vec::new(),
-            ReplicaPick::Ids(ids) => ids.clone(),
+            // Replicas may have been scaled away since the schedule was checked.
+            ReplicaPick::Ids(ids) => ids.iter().copied().filter(|&r| r < n).collect(),
         };
         let (mut bad_version, mut previous_version) = (None, None);
         match &f.kind {
@@ -399,11 +406,19 @@ impl FaultInjector {
                 sim.set_partition(&f.target, &present, dependency, false, cause)?
             }
             FaultKind::Misconfig { .. } => {
-                let running = sim.config_versions(&f.target)?.1;
-                if Some(&running) == bad_version.as_ref()
-                    && let Some(previous) = previous_version
-                {
-                    sim.set_config(&f.target, &previous, cause)?;
+                if let (Some(bad), Some(mut previous)) = (bad_version, previous_version) {
+                    while let Some((_, _, earlier)) = self
+                        .reverted
+                        .iter()
+                        .find(|(t, b, _)| *t == f.target && *b == previous)
+                    {
+                        previous = earlier.clone();
+                    }
+                    let running = sim.config_versions(&f.target)?.1;
+                    if running == bad {
+                        sim.set_config(&f.target, &previous, cause)?;
+                    }
+                    self.reverted.push((f.target.clone(), bad, previous));
                 }
             }
         }

@@ -111,6 +111,11 @@ pub struct SimConfig {
     pub max_events: u64,
     /// Most user requests in flight; beyond it the client sheds load (default 200 000).
     pub max_requests_in_flight: usize,
+    /// Run [`crate::Sim::check_invariants`] after every this many events and stop the run with
+    /// [`crate::SimError::Invariant`] at the first violation (default off: tests turn it on).
+    /// Checking reads the state and changes nothing, so results are the same with it on or off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_invariants_every: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -124,6 +129,7 @@ impl Default for SimConfig {
             probes: Probes::default(),
             max_events: 200_000_000,
             max_requests_in_flight: 200_000,
+            check_invariants_every: None,
         }
     }
 }

@@ -37,4 +37,6 @@ pub use config::SimConfig;
 pub use metrics::{Metrics, ScopeKind, SecondStats};
 pub use net::{DesNetwork, Network};
 pub use spec::AppSpec;
-pub use world::{CallCounters, ReplicaState, ReplicaStatus, Sim, SimError, SpanRecord};
+pub use world::{
+    CallCounters, InvariantViolation, ReplicaState, ReplicaStatus, Sim, SimError, SpanRecord,
+};

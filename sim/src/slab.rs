@@ -74,6 +74,24 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The values stored, with their keys, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (generation, v))| {
+                v.as_ref().map(|v| {
+                    (
+                        Key {
+                            idx: i as u32,
+                            generation: *generation,
+                        },
+                        v,
+                    )
+                })
+            })
+    }
+
     /// Values stored.
     pub fn len(&self) -> usize {
         self.len

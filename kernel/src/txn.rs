@@ -208,7 +208,7 @@ enum Phase {
         reason: String,
         clean: bool,
         remaining: usize,
-        current: Option<PendingUndo>,
+        current: Option<Box<PendingUndo>>,
     },
 }
 
@@ -670,7 +670,7 @@ impl Kernel {
         reason: String,
         mut clean: bool,
         mut remaining: usize,
-        current: Option<PendingUndo>,
+        current: Option<Box<PendingUndo>>,
         actuator: &mut A,
     ) -> Result<Outcome, Phase> {
         if let Some(pending) = current {
@@ -689,7 +689,7 @@ impl Kernel {
                         Check::Failed(e) => e,
                         _ => format!("post-condition did not hold by {}", pending.deadline),
                     };
-                    let PendingUndo { step, op, .. } = pending;
+                    let PendingUndo { step, op, .. } = *pending;
                     self.journal
                         .append(now, id, Event::UndoFailed { step, op, error });
                     clean = false;
@@ -757,12 +757,12 @@ impl Kernel {
                 reason,
                 clean,
                 remaining,
-                current: Some(PendingUndo {
+                current: Some(Box::new(PendingUndo {
                     step: applied.step,
                     op: undo,
                     before,
                     deadline,
-                }),
+                })),
             });
         }
         self.journal.append(

@@ -56,6 +56,7 @@
 
 pub mod graph;
 pub mod groups;
+pub mod health;
 pub mod input;
 pub mod isa;
 pub mod journal;
@@ -67,6 +68,7 @@ pub mod txn;
 pub mod validate;
 
 pub use graph::{DependencyGraph, EdgeKind, Service, ServiceId, ServiceKind};
+pub use health::{Health, ServiceHealth};
 pub use input::InputError;
 pub use isa::{Action, Plan, ReplicaSelector, RollbackClass};
 pub use scope::RecoveryScope;

@@ -26,6 +26,7 @@
 //! intensity/period.
 
 use crate::graph::DependencyGraph;
+use crate::health::Health;
 use crate::isa::{Action, LeaseSeconds, Plan, RollbackClass};
 use crate::journal::{Event, Journal};
 use crate::lease::{LeaseBook, LeaseId};
@@ -111,6 +112,20 @@ impl CheckTimeouts {
     }
 }
 
+/// Which guards beyond the structural rules are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guards {
+    /// `R18-no-failure-evidence`: plans act only where the health snapshot shows failure.
+    pub evidence: bool,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards { evidence: true }
+    }
+}
+
 /// Kernel configuration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +134,8 @@ pub struct KernelConfig {
     pub limits: Limits,
     /// Post-condition deadlines.
     pub timeouts: CheckTimeouts,
+    /// Guards that act on evidence.
+    pub guards: Guards,
 }
 
 /// How a plan ended.
@@ -245,6 +262,8 @@ pub struct Kernel {
     restarts: VecDeque<VirtualTime>,
     txns: BTreeMap<PlanId, Txn>,
     leases: LeaseBook,
+    /// The latest health snapshot from the monitoring side.
+    health: Option<Health>,
     /// Leases whose revert failed [`LEASE_ESCALATE_AFTER`] times, for a human to look at.
     escalated: Vec<LeaseId>,
     journal: Journal,
@@ -315,7 +334,14 @@ impl Kernel {
             locks: &self.locks,
             restarts_in_window: self.restarts_in_window(now),
             limits: self.config.limits,
+            health: self.health.as_ref().filter(|_| self.config.guards.evidence),
         }
+    }
+
+    /// Takes the monitoring side's latest health snapshot; later validations judge failure
+    /// evidence (`R18`) against it.
+    pub fn observe_health(&mut self, health: Health) {
+        self.health = Some(health);
     }
 
     /// Journals an agent's reply that never became a plan (a real model's unreadable answer),

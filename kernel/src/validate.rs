@@ -24,6 +24,7 @@
 //! | `R14-incident-mismatch` | the plan answers a different incident than the scope's |
 //! | `R15-empty-plan` | the plan, or one of its stages, has no step |
 //! | `R16-stage-conflict` | two actions of one (parallel) stage touch the same service |
+//! | `R18-no-failure-evidence` | with a health snapshot: the target of a restart, drain or scale, or the callee of a circuit break, shows no failure (alert, failing probe, violated SLO) and restarts with no service that does (same recovery group); or a config rollback targets a service whose configuration did not change within the evidence window |
 //! | `R17-bad-lease` | a lease names a missing step, a step that cannot be reverted, a step that removes a degradation (`restore_traffic`), or a step twice |
 //!
 //! Decisions beyond DESIGN §5: a rate limit's inverse cannot be written in the ISA (it is
@@ -34,6 +35,7 @@
 //! run in parallel.
 
 use crate::graph::{DependencyGraph, ServiceId};
+use crate::health::Health;
 use crate::isa::{Action, ActionKind, IncidentId, Plan};
 use crate::scope::{RecoveryScope, ScopeSlot};
 use crate::txn::PlanId;
@@ -95,11 +97,14 @@ pub enum Rule {
     /// `R17-bad-lease`
     #[serde(rename = "R17-bad-lease")]
     BadLease,
+    /// `R18-no-failure-evidence`
+    #[serde(rename = "R18-no-failure-evidence")]
+    NoFailureEvidence,
 }
 
 impl Rule {
     /// Every rule, in id order.
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::UnknownTarget,
         Rule::OutOfScope,
         Rule::DrainBeforeRestart,
@@ -117,6 +122,7 @@ impl Rule {
         Rule::EmptyPlan,
         Rule::StageConflict,
         Rule::BadLease,
+        Rule::NoFailureEvidence,
     ];
 
     /// The stable id, e.g. `R3-drain-before-restart`.
@@ -139,6 +145,7 @@ impl Rule {
             Rule::EmptyPlan => "R15-empty-plan",
             Rule::StageConflict => "R16-stage-conflict",
             Rule::BadLease => "R17-bad-lease",
+            Rule::NoFailureEvidence => "R18-no-failure-evidence",
         }
     }
 
@@ -258,6 +265,9 @@ pub struct KernelView<'a> {
     pub restarts_in_window: u32,
     /// Limits in force.
     pub limits: Limits,
+    /// What monitoring reports, when the evidence guard is on (`R18`); `None` checks the plan's
+    /// structure only.
+    pub health: Option<&'a Health>,
 }
 
 static NO_LOCKS: BTreeMap<String, PlanId> = BTreeMap::new();
@@ -269,6 +279,7 @@ impl KernelView<'static> {
             locks: &NO_LOCKS,
             restarts_in_window: 0,
             limits: Limits::default(),
+            health: None,
         }
     }
 }
@@ -467,6 +478,10 @@ fn check_step(
         out.push(violation(Rule::OutOfScope, scoped_name, why));
     }
 
+    if let Some(health) = view.health {
+        check_evidence(health, scope, action, info, out);
+    }
+
     let name = action.service().as_str();
     let Some(id) = info.id else {
         return;
@@ -566,6 +581,68 @@ fn check_step(
             ));
         }
     }
+}
+
+/// `R18`: act only where monitoring shows failure. A restart, drain or scale needs its target,
+/// a circuit break its callee, to show failure or to share a recovery group (an SCC or a
+/// start-up coupling: they restart together) with a service that does; a config rollback needs
+/// a configuration change within the evidence window. Rate limits and restores are left to the
+/// other rules: shedding load is how one protects a healthy service, and a restore removes a
+/// degradation.
+fn check_evidence(
+    health: &Health,
+    scope: &RecoveryScope,
+    action: &Action,
+    info: &StepInfo<'_>,
+    out: &mut Vec<Violation>,
+) {
+    let target = match action {
+        Action::CircuitBreak { callee, .. } => callee.as_str(),
+        Action::Restart { service, .. }
+        | Action::Drain { service, .. }
+        | Action::Scale { service, .. }
+        | Action::RollbackConfig { service, .. } => service.as_str(),
+        Action::RateLimit { .. } | Action::RestoreTraffic { .. } => return,
+    };
+    let known = match action {
+        Action::CircuitBreak { .. } => info.callee.is_some(),
+        _ => info.id.is_some(),
+    };
+    if !known {
+        return; // R1 names it; there is no evidence to weigh for a service that does not exist
+    }
+    let detail = if let Action::RollbackConfig { .. } = action {
+        if health.config_changed(target) {
+            return;
+        }
+        "its configuration did not change within the evidence window, so a rollback has nothing \
+         to undo"
+            .to_string()
+    } else {
+        if health.failing(target) {
+            return;
+        }
+        let coupled = info.slot.and_then(|slot| {
+            scope.groups()[slot.group]
+                .members
+                .iter()
+                .find(|m| health.failing(m))
+        });
+        if coupled.is_some() {
+            return;
+        }
+        format!(
+            "shows no failure (no alert, failing probe or violated SLO) and restarts with no \
+             service that does: {} would act on a healthy service",
+            action.kind()
+        )
+    };
+    out.push(Violation {
+        rule: Rule::NoFailureEvidence,
+        step: Some(info.step),
+        target: Some(target.to_string()),
+        detail,
+    });
 }
 
 /// Rules about the plan's restarts as a whole: hub drains, order, group size, budget.

@@ -21,8 +21,8 @@ use kernel::scope::{RestartGroup, ScopeFile};
 use kernel::txn::{MemoryActuator, Outcome, PlanId};
 use kernel::validate::{KernelView, Limits, validate};
 use kernel::{
-    ControlState, DependencyGraph, EdgeKind, Kernel, KernelConfig, RecoveryScope, Rule, Service,
-    ServiceKind, VirtualTime,
+    ControlState, DependencyGraph, EdgeKind, Health, Kernel, KernelConfig, RecoveryScope, Rule,
+    Service, ServiceHealth, ServiceKind, VirtualTime,
 };
 use proptest::prelude::*;
 
@@ -589,6 +589,32 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
     {
         out.insert("R11-restart-budget");
     }
+    if let Some(h) = view.health {
+        // R18: act only on a failing service or one in the same group as a failing one; roll
+        // back only a recent config change.
+        let group_of = |s: &str| f.groups.iter().find(|g| g.members.iter().any(|m| m == s));
+        for &(_, a) in &steps {
+            let unsupported = match a {
+                Action::RollbackConfig { service, .. } => !h.config_changed(service.as_str()),
+                Action::Restart { service, .. }
+                | Action::Drain { service, .. }
+                | Action::Scale { service, .. }
+                | Action::CircuitBreak { callee: service, .. } => {
+                    let s = service.as_str();
+                    !h.failing(s)
+                        && !group_of(s).is_some_and(|g| g.members.iter().any(|m| h.failing(m)))
+                }
+                Action::RateLimit { .. } | Action::RestoreTraffic { .. } => false,
+            };
+            let target = match a {
+                Action::CircuitBreak { callee, .. } => callee.as_str(),
+                other => other.service().as_str(),
+            };
+            if unsupported && g.id(target).is_some() {
+                out.insert("R18-no-failure-evidence");
+            }
+        }
+    }
     for (i, l) in plan.leases.iter().enumerate() {
         let bad = match steps.get(l.step) {
             None => true,
@@ -734,8 +760,28 @@ fn break_rule(
             step: plan.step_count() + 5,
             ttl_s: lease(5),
         }),
+        // Validated against an empty health snapshot (see the caller): nothing shows failure.
+        Rule::NoFailureEvidence => plan.stages.push(vec![rollback(scoped_plain)]),
     }
     (spent, limits)
+}
+
+/// A random health snapshot: some services fail, some had a config change.
+fn random_health(w: &World, rng: &mut ChaCha8Rng) -> Health {
+    let mut health = Health::new();
+    for n in &w.names {
+        health.set(
+            n.clone(),
+            ServiceHealth {
+                alerting: rng.random_bool(0.1),
+                failing_replicas: u32::from(rng.random_bool(0.1)),
+                slo_violated: rng.random_bool(0.1),
+                config_changed: rng.random_bool(0.3),
+                ..ServiceHealth::default()
+            },
+        );
+    }
+    health
 }
 
 fn run_to_end(kernel: &mut Kernel, actuator: &mut MemoryActuator, id: PlanId) -> Outcome {
@@ -769,6 +815,11 @@ proptest! {
         for _ in 0..4 {
             let junk = junk_plan(&w, &mut rng);
             prop_assert_eq!(rule_ids(&junk, &w, &view), naive_rules(&junk, &w, &view), "plan: {}", junk.to_json_pretty());
+            // And under a random health snapshot (R18).
+            let health = random_health(&w, &mut rng);
+            let judged = KernelView { health: Some(&health), ..view };
+            prop_assert_eq!(rule_ids(&junk, &w, &judged), naive_rules(&junk, &w, &judged), "plan: {}", junk.to_json_pretty());
+            prop_assert_eq!(rule_ids(&valid, &w, &judged), naive_rules(&valid, &w, &judged), "plan: {}", valid.to_json_pretty());
         }
     }
 
@@ -781,7 +832,9 @@ proptest! {
         let mut plan = valid_plan(&w, &mut rng);
         let mut locks = BTreeMap::new();
         let (spent, limits) = break_rule(rule, &w, &mut plan, &mut locks);
-        let view = KernelView { locks: &locks, restarts_in_window: spent, limits };
+        let nothing_fails = Health::new();
+        let health = (rule == Rule::NoFailureEvidence).then_some(&nothing_fails);
+        let view = KernelView { locks: &locks, restarts_in_window: spent, limits, health };
         let verdict = validate(&plan, &w.graph, &w.scope, &view);
         prop_assert!(verdict.rules().contains(&rule), "{} not reported: {verdict}", rule);
         prop_assert_eq!(rule_ids(&plan, &w, &view), naive_rules(&plan, &w, &view));

@@ -283,3 +283,51 @@ fn rule_ids_are_stable_and_round_trip() {
     }
     assert_eq!(Rule::DrainBeforeRestart.id(), "R3-drain-before-restart");
 }
+
+#[test]
+fn r18_acts_only_where_monitoring_shows_failure() {
+    use kernel::{Health, ServiceHealth};
+    let failing = ServiceHealth {
+        slo_violated: true,
+        ..ServiceHealth::default()
+    };
+    let mut health = Health::new();
+    health.set("rate", failing.clone());
+    health.set(
+        "profile",
+        ServiceHealth {
+            config_changed: true,
+            ..ServiceHealth::default()
+        },
+    );
+    let view = KernelView {
+        health: Some(&health),
+        ..KernelView::idle()
+    };
+    let judge = |stages: &str| validate(&plan(stages), &graph(), &scope(), &view);
+    // The failing service may be restarted, drained, scaled, broken around.
+    for ok in [
+        r#"[[{"restart": {"service": "rate"}}]]"#,
+        r#"[[{"scale": {"service": "rate", "replicas": 3}}]]"#,
+    ] {
+        assert!(judge(ok).accepted(), "{}", judge(ok));
+    }
+    // A healthy cache, restarted because it sits in scope, is refused with the reason.
+    let verdict = judge(r#"[[{"restart": {"service": "memcached-rate"}}]]"#);
+    assert_eq!(verdict.rules(), [Rule::NoFailureEvidence], "{verdict}");
+    assert!(
+        verdict.violations[0].detail.contains("healthy service"),
+        "{verdict}"
+    );
+    // A rollback needs a recent config change, not a failure.
+    let rollback = |s: &str| format!(r#"[[{{"rollback_config": {{"service": "{s}", "version": "v1"}}}}]]"#);
+    assert_eq!(judge(&rollback("rate")).rules(), [Rule::NoFailureEvidence]);
+    // Without a snapshot (the structural-only kernel) the same plan passes.
+    let structural = validate(
+        &plan(r#"[[{"restart": {"service": "memcached-rate"}}]]"#),
+        &graph(),
+        &scope(),
+        &KernelView::idle(),
+    );
+    assert!(structural.accepted(), "{structural}");
+}

@@ -7,7 +7,7 @@ use kernel::isa::{
     Action, ConfigVersion, IncidentId, Lease, LeaseSeconds, Plan, Rate, ReplicaCount,
     ReplicaSelector, ServiceName,
 };
-use kernel::{DependencyGraph, RecoveryScope, Rule, ServiceKind};
+use kernel::{DependencyGraph, RecoveryScope, Rule, ServiceKind, Verdict};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -186,6 +186,7 @@ impl Mistake {
             Rule::EmptyPlan => &[EmptyPlan],
             Rule::StageConflict => &[StageConflict],
             Rule::BadLease => &[LeaseOnRestart],
+            Rule::NoFailureEvidence => &[CollateralRestart, TooBroad, WrongRemedy],
         }
     }
 }
@@ -393,13 +394,15 @@ impl IncidentLlm {
         &self.drafted
     }
 
-    /// Re-plans after the kernel rejected the plan for `rules`: each implicated mistake is
-    /// fixed with probability `fix_on_feedback`; an out-of-scope root cause is re-localised
-    /// inside the scope. Returns the latency of the re-plan, seconds.
-    pub fn replan(&mut self, rules: &[Rule], view: &View<'_>) -> f64 {
+    /// Re-plans after the kernel rejected the plan with `verdict`: each mistake a violated rule
+    /// implicates is fixed with probability `fix_on_feedback`; a root cause outside the scope, or
+    /// one the kernel says shows no failure (`R18` naming it), is re-localised inside the scope
+    /// (away from it). Returns the latency of the re-plan, seconds.
+    pub fn replan(&mut self, verdict: &Verdict, view: &View<'_>) -> f64 {
         self.rounds += 1;
+        let rules = verdict.rules();
         let mut implicated: BTreeSet<Mistake> = BTreeSet::new();
-        for &r in rules {
+        for &r in &rules {
             implicated.extend(Mistake::implicated_by(r).iter().copied());
         }
         for m in implicated {
@@ -410,11 +413,21 @@ impl IncidentLlm {
                 self.mistakes.remove(&m);
             }
         }
-        if rules.contains(&Rule::OutOfScope) && !view.scope.contains(&self.diagnosis.root_cause) {
+        let root = self.diagnosis.root_cause.clone();
+        let healthy_root = verdict
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::NoFailureEvidence && v.target.as_deref() == Some(&root));
+        let outside = rules.contains(&Rule::OutOfScope) && !view.scope.contains(&root);
+        if outside || healthy_root {
             let retry_correct = self
                 .rng
                 .random_bool(self.cfg.localization_accuracy.clamp(0.0, 1.0));
-            let members: Vec<&str> = view.scope.services().collect();
+            let members: Vec<&str> = view
+                .scope
+                .services()
+                .filter(|s| !healthy_root || *s != root)
+                .collect();
             let pick: usize = self.rng.random_range(0..members.len().max(1));
             self.diagnosis.root_cause =
                 if retry_correct && view.scope.contains(&self.truth.root_cause) {

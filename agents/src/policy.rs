@@ -35,7 +35,10 @@ pub enum PolicyKind {
     NaiveMicroreboot,
     /// Simulated LLM, raw commands.
     Unconstrained,
-    /// Simulated LLM, typed plans through the kernel.
+    /// Simulated LLM, typed plans through a kernel with its structural rules only (no evidence
+    /// guard): the ablation baseline.
+    ConstrainedStructural,
+    /// Simulated LLM, typed plans through the kernel with every guard.
     Constrained,
     /// Ground-truth plans through the kernel.
     Oracle,
@@ -43,11 +46,12 @@ pub enum PolicyKind {
 
 impl PolicyKind {
     /// All policies, in report order.
-    pub const ALL: [PolicyKind; 6] = [
+    pub const ALL: [PolicyKind; 7] = [
         PolicyKind::Noop,
         PolicyKind::AutoRestart,
         PolicyKind::NaiveMicroreboot,
         PolicyKind::Unconstrained,
+        PolicyKind::ConstrainedStructural,
         PolicyKind::Constrained,
         PolicyKind::Oracle,
     ];
@@ -59,6 +63,7 @@ impl PolicyKind {
             PolicyKind::AutoRestart => "auto-restart",
             PolicyKind::NaiveMicroreboot => "naive-microreboot",
             PolicyKind::Unconstrained => "unconstrained",
+            PolicyKind::ConstrainedStructural => "constrained-structural",
             PolicyKind::Constrained => "constrained",
             PolicyKind::Oracle => "oracle",
         }
@@ -209,8 +214,9 @@ pub fn make(kind: PolicyKind, seed: u64, llm: LlmConfig) -> Box<dyn Policy> {
         PolicyKind::Noop => Box::new(Noop),
         PolicyKind::AutoRestart => Box::new(AutoRestart::default()),
         PolicyKind::NaiveMicroreboot => Box::new(NaiveMicroreboot::default()),
-        PolicyKind::Unconstrained => Box::new(LlmAgent::new(false, seed, llm)),
-        PolicyKind::Constrained => Box::new(LlmAgent::new(true, seed, llm)),
+        PolicyKind::Unconstrained
+        | PolicyKind::ConstrainedStructural
+        | PolicyKind::Constrained => Box::new(LlmAgent::new(kind, seed, llm)),
         PolicyKind::Oracle => Box::new(Oracle::new(llm.decision_latency_s)),
     }
 }
@@ -354,6 +360,7 @@ impl AgentIncident {
 /// services already tried; after `max_rounds` rounds — or, constrained, after
 /// `max_rejections` rejections in one round — escalate to a human.
 pub struct LlmAgent {
+    kind: PolicyKind,
     constrained: bool,
     seed: u64,
     cfg: LlmConfig,
@@ -363,10 +370,12 @@ pub struct LlmAgent {
 }
 
 impl LlmAgent {
-    /// A new agent.
-    pub fn new(constrained: bool, seed: u64, cfg: LlmConfig) -> Self {
+    /// A new agent of `kind` (`unconstrained` renders raw commands; the constrained kinds
+    /// propose typed plans).
+    pub fn new(kind: PolicyKind, seed: u64, cfg: LlmConfig) -> Self {
         LlmAgent {
-            constrained,
+            kind,
+            constrained: kind != PolicyKind::Unconstrained,
             seed,
             cfg,
             incidents: BTreeMap::new(),
@@ -401,7 +410,7 @@ impl LlmAgent {
         let info = obs.incidents.iter().find(|i| i.number == number)?;
         let ruled_out = ruled_out(&inc.rounds);
         let view = info.view(obs.graph, &ruled_out);
-        let latency = inc.current().replan(&verdict.rules(), &view);
+        let latency = inc.current().replan(verdict, &view);
         inc.state = AgentState::Thinking {
             ready_at: now.saturating_add(Duration::from_secs_f64(latency)),
         };
@@ -419,11 +428,7 @@ fn ruled_out(rounds: &[IncidentLlm]) -> Vec<String> {
 
 impl Policy for LlmAgent {
     fn kind(&self) -> PolicyKind {
-        if self.constrained {
-            PolicyKind::Constrained
-        } else {
-            PolicyKind::Unconstrained
-        }
+        self.kind
     }
 
     fn observe(&mut self, obs: &Observation<'_>) -> Vec<Proposal> {

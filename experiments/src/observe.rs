@@ -1,9 +1,10 @@
 //! What the operator side sees of a running simulation: a dependency graph derived from its
-//! traces, and SLO alerts from its metrics.
+//! traces, SLO alerts from its metrics, and the failure evidence the kernel judges plans by.
 
-use kernel::{DependencyGraph, EdgeKind};
+use kernel::{DependencyGraph, EdgeKind, Health, ServiceHealth, VirtualTime};
+use sim::metrics::{SLO_ERROR_RATE, SLO_P99_MS};
 use sim::spec::AppSpec;
-use sim::{Network, ScopeKind, SecondStats, Sim, SpanRecord};
+use sim::{Network, ReplicaState, ScopeKind, SecondStats, Sim, SpanRecord};
 use traces::{Call, Endpoint, WindowedGraph};
 
 /// The dependency graph as traces show it: calls of the last window, with the control plane's
@@ -183,4 +184,100 @@ pub fn downstream(spec: &AppSpec, s: usize) -> Vec<bool> {
         }
     }
     seen
+}
+
+/// Seconds of metrics the evidence snapshot looks back over: what an on-call dashboard's
+/// "last 10 s" panel shows. Long enough to smooth one bad second, short enough that a service
+/// that recovered a minute ago no longer counts as failing.
+pub const EVIDENCE_WINDOW_S: u32 = 10;
+
+/// How recent a configuration change must be for a rollback to count as evidence-backed: the
+/// "what changed in the last 10 minutes" question every incident review starts with.
+pub const CONFIG_CHANGE_WINDOW_S: u64 = 600;
+
+/// The failure evidence monitoring hands the kernel (`R18`, DESIGN §5): per service its SLO
+/// alert, replicas failing probes, the last [`EVIDENCE_WINDOW_S`] seconds' error rate and P99
+/// against the SLO, and whether its running configuration changed within
+/// [`CONFIG_CHANGE_WINDOW_S`] (the orchestrator's rollout history, polled). Only what a
+/// monitoring system sees: no cause tags, no ground truth.
+pub struct Evidence {
+    names: Vec<String>,
+    running_config: Vec<String>,
+    config_changed_at: Vec<Option<VirtualTime>>,
+}
+
+impl Evidence {
+    /// Starts watching `sim`'s services.
+    pub fn new<N: Network>(sim: &Sim<N>) -> Self {
+        let names: Vec<String> = sim.spec().services.iter().map(|s| s.name.clone()).collect();
+        let running_config = names
+            .iter()
+            .map(|n| sim.config_versions(n).map(|(_, r)| r).unwrap_or_default())
+            .collect();
+        Evidence {
+            config_changed_at: vec![None; names.len()],
+            names,
+            running_config,
+        }
+    }
+
+    /// Polls the running configuration of every service (a rollout watch).
+    pub fn poll<N: Network>(&mut self, sim: &Sim<N>) {
+        for (i, n) in self.names.iter().enumerate() {
+            if let Ok((_, running)) = sim.config_versions(n)
+                && running != self.running_config[i]
+            {
+                self.running_config[i] = running;
+                self.config_changed_at[i] = Some(sim.now());
+            }
+        }
+    }
+
+    /// The snapshot at `sim.now()`.
+    pub fn snapshot<N: Network>(&self, sim: &Sim<N>, monitor: &Monitor) -> Health {
+        let now = sim.now();
+        let rows = sim.metrics().rows();
+        let since = (now.as_micros() / 1_000_000).saturating_sub(u64::from(EVIDENCE_WINDOW_S));
+        let recent: Vec<&SecondStats> = rows
+            .iter()
+            .rev()
+            .take_while(|r| u64::from(r.second) >= since)
+            .filter(|r| r.kind == ScopeKind::Service)
+            .collect();
+        let alerting = monitor.alerting();
+        let mut health = Health::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let (mut count, mut errors, mut p99) = (0u64, 0u64, 0f64);
+            for r in recent.iter().filter(|r| r.name == *name) {
+                count += r.count;
+                errors += r.errors();
+                p99 = p99.max(r.p99_ms);
+            }
+            let error_rate = if count == 0 {
+                0.0
+            } else {
+                errors as f64 / count as f64
+            };
+            let failing_replicas = sim.replicas(name).map_or(0, |rs| {
+                rs.iter()
+                    .filter(|r| r.probe_failures > 0 || r.state == ReplicaState::Down)
+                    .count() as u32
+            });
+            let config_changed = self.config_changed_at[i].is_some_and(|t| {
+                now.since(t) <= std::time::Duration::from_secs(CONFIG_CHANGE_WINDOW_S)
+            });
+            health.set(
+                name.clone(),
+                ServiceHealth {
+                    alerting: alerting.iter().any(|&(a, _)| a == i),
+                    failing_replicas,
+                    slo_violated: error_rate >= SLO_ERROR_RATE || p99 >= SLO_P99_MS,
+                    error_rate,
+                    p99_ms: p99,
+                    config_changed,
+                },
+            );
+        }
+        health
+    }
 }

@@ -36,7 +36,7 @@ use agents::{FaultType, GroundTruth, IncidentLlm, LlmConfig, PolicyKind, View, o
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::{Action, IncidentId, Plan, ReplicaSelector};
 use kernel::validate::{KernelView, validate};
-use kernel::{DependencyGraph, Rule, ServiceId, ServiceKind};
+use kernel::{DependencyGraph, Health, Rule, ServiceHealth, ServiceId, ServiceKind};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,50 @@ pub struct OfflineOutcome {
     pub escalated: bool,
     /// Whether the LLM localised the root cause.
     pub correct_root: Option<bool>,
+}
+
+/// What monitoring would report offline, derived from the incident's ground truth through the
+/// same alerting rule as online: the root cause violates its SLO (with its faulty replicas
+/// failing probes after a crash, and a config change for a misconfig), and its errors and
+/// latency reach every transitive caller, which violate theirs too (the worst case, the same
+/// propagation the effect model charges). Everything else is healthy.
+fn evidence(graph: &DependencyGraph, truth: &GroundTruth) -> Health {
+    let mut health = Health::new();
+    let Some(root) = graph.id(&truth.root_cause) else {
+        return health;
+    };
+    health.set(
+        truth.root_cause.clone(),
+        ServiceHealth {
+            alerting: true,
+            slo_violated: true,
+            failing_replicas: if truth.fault == FaultType::Crash {
+                truth.replicas.len() as u32
+            } else {
+                0
+            },
+            config_changed: truth.fault == FaultType::Misconfig,
+            ..ServiceHealth::default()
+        },
+    );
+    let mut seen = vec![root];
+    let mut queue = std::collections::VecDeque::from([root]);
+    while let Some(s) = queue.pop_front() {
+        for (caller, _) in graph.callers(s) {
+            if !seen.contains(&caller) {
+                seen.push(caller);
+                queue.push_back(caller);
+                health.set(
+                    graph.service(caller).name.clone(),
+                    ServiceHealth {
+                        slo_violated: true,
+                        ..ServiceHealth::default()
+                    },
+                );
+            }
+        }
+    }
+    health
 }
 
 /// Draws one incident: root cause by traffic, fault type uniformly (a partition needs a callee),
@@ -575,6 +619,11 @@ pub fn run_graph(
             .infer(graph, symptom, id.clone(), GroupConfig::default())
             .scope;
         let symptom_name = graph.service(symptom).name.clone();
+        let health = evidence(graph, &truth);
+        let guarded = KernelView {
+            health: Some(&health),
+            ..KernelView::idle()
+        };
         let view = View {
             incident: &id,
             symptom: &symptom_name,
@@ -641,13 +690,18 @@ pub fn run_graph(
                     outcome.correct_root = Some(llm.diagnosis().correct_root);
                     raw(llm.raw_commands(&view), &mut outcome, &mut effects);
                 }
-                PolicyKind::Constrained => {
+                PolicyKind::ConstrainedStructural | PolicyKind::Constrained => {
+                    let kernel_view = if policy == PolicyKind::Constrained {
+                        guarded
+                    } else {
+                        KernelView::idle()
+                    };
                     let mut llm =
                         IncidentLlm::new(seed, u64::from(number), 0, llm, truth.clone(), &view);
                     outcome.correct_root = Some(llm.diagnosis().correct_root);
                     loop {
                         let plan = llm.typed_plan(&view);
-                        let verdict = validate(&plan, graph, &scope, &KernelView::idle());
+                        let verdict = validate(&plan, graph, &scope, &kernel_view);
                         if verdict.accepted() {
                             execute(&plan, &mut outcome, &mut effects);
                             break;
@@ -657,12 +711,12 @@ pub fn run_graph(
                             outcome.escalated = true;
                             break;
                         }
-                        llm.replan(&verdict.rules(), &view);
+                        llm.replan(&verdict, &view);
                     }
                 }
                 PolicyKind::Oracle => {
                     let plan = oracle_plan(&id, &truth, graph);
-                    let verdict = validate(&plan, graph, &scope, &KernelView::idle());
+                    let verdict = validate(&plan, graph, &scope, &guarded);
                     if verdict.accepted() {
                         execute(&plan, &mut outcome, &mut effects);
                     } else {

@@ -20,7 +20,7 @@
 use crate::harm::{
     HarmConfig, Regression, Series, affected_scopes, counterfactual, judge_action, ttr,
 };
-use crate::observe::{Monitor, TraceGraph, downstream, symptom};
+use crate::observe::{Evidence, Monitor, TraceGraph, downstream, symptom};
 use agents::{
     ClusterView, Diagnosis, FaultType, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation,
     Policy, PolicyKind, Proposal, oracle_plan,
@@ -311,7 +311,13 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
     })?;
     let mut injector =
         FaultInjector::new(spec.faults.clone(), rng::stream(spec.seed, Stream::Faults));
-    let mut kernel = Kernel::new(cfg.kernel);
+    // The ablation's structural-only kernel ignores the evidence it is handed.
+    let mut kernel_cfg = cfg.kernel;
+    if spec.policy == PolicyKind::ConstrainedStructural {
+        kernel_cfg.guards.evidence = false;
+    }
+    let mut kernel = Kernel::new(kernel_cfg);
+    let mut evidence = Evidence::new(&sim);
     let mut trace = TraceGraph::new(app, cfg.trace_window_s);
     let mut monitor = Monitor::new(app, cfg.alert_after_s);
     let mut inference = Inference::new();
@@ -353,6 +359,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         let rows = sim.metrics().rows();
         monitor.update(&rows[rows_seen..]);
         rows_seen = rows.len();
+        evidence.poll(&sim);
 
         // Resolve incidents whose services have held their SLOs long enough.
         for inc in incidents.iter_mut().filter(|i| i.resolved_at.is_none()) {
@@ -498,6 +505,9 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         }
 
         // Submit queued plans: all of them in parallel mode, one when idle in serial mode.
+        if !serial_queue.is_empty() {
+            kernel.observe_health(evidence.snapshot(&sim, &monitor));
+        }
         let mut retry = VecDeque::new();
         while let Some((number, plan, actor)) = serial_queue.pop_front() {
             if spec.execution == Execution::Serial && kernel.executing().next().is_some() {

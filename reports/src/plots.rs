@@ -55,6 +55,7 @@ pub fn color(p: PolicyKind) -> RGBColor {
         PolicyKind::AutoRestart => RGBColor(31, 119, 180),
         PolicyKind::NaiveMicroreboot => RGBColor(255, 127, 14),
         PolicyKind::Unconstrained => RGBColor(214, 39, 40),
+        PolicyKind::ConstrainedStructural => RGBColor(148, 103, 189),
         PolicyKind::Constrained => RGBColor(44, 160, 44),
         PolicyKind::Oracle => RGBColor(60, 60, 60),
     }

@@ -218,11 +218,6 @@ impl TopologyBuilder {
             });
         }
         for (i, s) in spans.iter().enumerate() {
-            if let Some(instance) = &s.instance {
-                self.service(&s.service)
-                    .instances
-                    .insert(instance.clone());
-            }
             let root = parent_of[i].is_none() && (s.parent_id.is_none() || s.shared);
             if !root {
                 continue;
@@ -236,6 +231,13 @@ impl TopologyBuilder {
                 .entry((node.service.clone(), node.op.clone()))
                 .or_default();
             merge(merged, &node, node.start);
+        }
+        // Instances of the services the requests reached (spans cut off from every request,
+        // such as orphans, name no service of the topology).
+        for s in spans.iter() {
+            if let (Some(instance), Some(acc)) = (&s.instance, self.services.get_mut(&s.service)) {
+                acc.instances.insert(instance.clone());
+            }
         }
     }
 

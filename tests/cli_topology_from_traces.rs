@@ -49,7 +49,10 @@ fn a_twin_of_social_network_from_its_jaeger_export_recovers_and_evaluates() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("13 spans, 2 requests"), "{stdout}");
-    assert!(stdout.contains("5 services, 4 edges, 1 workloads"), "{stdout}");
+    assert!(
+        stdout.contains("5 services, 4 edges, 1 workloads"),
+        "{stdout}"
+    );
     let text = std::fs::read_to_string(&out).unwrap();
 
     // Same input, same bytes.
@@ -109,21 +112,24 @@ fn a_twin_of_social_network_from_its_jaeger_export_recovers_and_evaluates() {
     for (name, kind) in &services {
         assert_eq!(Some(kind), builtin_kinds.get(name), "kind of {name}");
     }
-    let edges = |app: &Value, only: Option<&BTreeSet<&str>>| -> BTreeSet<(String, String, String)> {
-        app["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    canon(e["from"].as_str().unwrap()),
-                    canon(e["to"].as_str().unwrap()),
-                    e["kind"].as_str().unwrap().to_string(),
-                )
-            })
-            .filter(|(f, t, _)| only.is_none_or(|o| o.contains(f.as_str()) && o.contains(t.as_str())))
-            .collect()
-    };
+    let edges =
+        |app: &Value, only: Option<&BTreeSet<&str>>| -> BTreeSet<(String, String, String)> {
+            app["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        canon(e["from"].as_str().unwrap()),
+                        canon(e["to"].as_str().unwrap()),
+                        e["kind"].as_str().unwrap().to_string(),
+                    )
+                })
+                .filter(|(f, t, _)| {
+                    only.is_none_or(|o| o.contains(f.as_str()) && o.contains(t.as_str()))
+                })
+                .collect()
+        };
     let twin_edges = edges(app, None);
     let expected: BTreeSet<(String, String, String)> = [
         ("nginx-thrift", "home-timeline-service", "rpc"),
@@ -179,11 +185,19 @@ fn a_twin_of_social_network_from_its_jaeger_export_recovers_and_evaluates() {
             .unwrap();
         node.stages
             .iter()
-            .map(|st| st.iter().map(|&c| canon(&spec.services[p.nodes[c].service].name)).collect::<Vec<_>>())
+            .map(|st| {
+                st.iter()
+                    .map(|&c| canon(&spec.services[p.nodes[c].service].name))
+                    .collect::<Vec<_>>()
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        stages_of(&twin_spec, "/wrk2-api/home-timeline/read", "home-timeline-service"),
+        stages_of(
+            &twin_spec,
+            "/wrk2-api/home-timeline/read",
+            "home-timeline-service"
+        ),
         stages_of(&social, "read-home-timeline", "home-timeline-service"),
         "redis, then post-storage, in sequence"
     );
@@ -227,8 +241,16 @@ fn a_twin_of_social_network_from_its_jaeger_export_recovers_and_evaluates() {
         s(&scenario),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("crash on home-timeline-service"), "{stdout}");
-    for f in ["metrics.csv", "journal.jsonl", "record.json", "incidents.json"] {
+    assert!(
+        stdout.contains("crash on home-timeline-service"),
+        "{stdout}"
+    );
+    for f in [
+        "metrics.csv",
+        "journal.jsonl",
+        "record.json",
+        "incidents.json",
+    ] {
         assert!(scenario.join(f).is_file(), "{f} missing; {stdout}");
     }
 

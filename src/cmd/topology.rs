@@ -67,7 +67,10 @@ fn from_traces(args: FromTraces) -> anyhow::Result<ExitCode> {
                 format.label()
             );
         }
-        read.push(format!("{name} ({format}): {} spans, {} requests", summary.records, summary.calls));
+        read.push(format!(
+            "{name} ({format}): {} spans, {} requests",
+            summary.records, summary.calls
+        ));
         let mut notes = Vec::new();
         for (reason, n) in &summary.dropped {
             notes.push(format!("{n} {reason}"));

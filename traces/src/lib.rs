@@ -512,7 +512,9 @@ pub fn ingest_spans(
         Format::SpanCsv => span_csv::read_traces(input, source_name, options, columns, on_trace),
         Format::Alibaba | Format::JaegerDependencies => {
             let what = format.lacks().unwrap_or("it has no spans");
-            let why = why.map(|w| format!(" (detected because {w})")).unwrap_or_default();
+            let why = why
+                .map(|w| format!(" (detected because {w})"))
+                .unwrap_or_default();
             return Err(TraceError::new(
                 source_name,
                 Location::Input,

@@ -654,8 +654,11 @@ mod tests {
         let mut summary = IngestSummary::default();
         b.add_trace(&mut spans, &mut summary);
         let app = &b.build("twin", "t").apps[0];
-        let kinds: Vec<(&str, ServiceKind)> =
-            app.services.iter().map(|s| (s.name.as_str(), s.kind)).collect();
+        let kinds: Vec<(&str, ServiceKind)> = app
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -673,7 +676,12 @@ mod tests {
             .collect();
         assert_eq!(
             edges,
-            ["web>api:rpc", "api>auth:rpc", "api>api-redis:cache", "api>api-mongodb:db"]
+            [
+                "web>api:rpc",
+                "api>auth:rpc",
+                "api>api-redis:cache",
+                "api>api-mongodb:db"
+            ]
         );
         let w = &app.workloads[0];
         assert_eq!((w.name.as_str(), w.weight), ("GET /", 1.0));

@@ -427,7 +427,7 @@ impl TopologyBuilder {
             })
             .collect();
         // Most requested first; ties by entry and name (the map's order, kept by a stable sort).
-        workloads.sort_by(|a, b| b.requests.cmp(&a.requests));
+        workloads.sort_by_key(|w| std::cmp::Reverse(w.requests));
         // Two entry services with the same root operation would give two workloads of one name.
         let mut names: BTreeMap<String, u32> = BTreeMap::new();
         for w in &mut workloads {

@@ -89,8 +89,10 @@ fn from_traces(args: FromTraces) -> anyhow::Result<ExitCode> {
     }
     if builder.is_empty() {
         anyhow::bail!(
-            "{}: no request found (no root span, or a shared server span without a caller, in any trace)",
-            sources.join(", ")
+            "no request found: no trace has a root span (a span without a parent, or a shared \
+             server span without a caller); spans whose parent is missing are orphans, cut off \
+             from their request. Read: {}",
+            read.join("; ")
         );
     }
     let file = builder.build(&args.app, &format!("traces: {}", sources.join(", ")));

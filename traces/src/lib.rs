@@ -14,6 +14,10 @@
 //! statistics, for the offline experiments and the benchmarks, and [`stats`] measures any
 //! graph the way the paper does.
 //!
+//! Spans: [`ingest_spans`] hands each whole trace's spans (with durations and instances) to a
+//! sink instead of calls, and [`topology`] builds from them a topology file (services, edges,
+//! workloads with staged call trees, service times, replicas) for the simulator.
+//!
 //! Honest graphs: a span whose parent links loop (a self-parent, a reference cycle) gives no
 //! edge and is listed in [`IngestSummary::cycles`]; a Zipkin shared server span is merged with
 //! its client, and without one it is an entry point, not an orphan; a dependency file is a
@@ -521,8 +525,8 @@ pub fn ingest_spans(
                 ".",
                 "no spans",
                 format!(
-                    "a {}{why} cannot give spans: {what}; export spans instead (Jaeger, Zipkin, \
-                     OTLP JSON or a span CSV)",
+                    "this is {}{why}, which has no spans: {what}; a topology needs spans \
+                     (export Jaeger, Zipkin or OTLP JSON, or a span CSV)",
                     format.label()
                 ),
             ));

@@ -112,6 +112,13 @@ fn from_traces(args: FromTraces) -> anyhow::Result<ExitCode> {
     for line in &read {
         outln!("{line}");
     }
+    if builder.too_deep() > 0 {
+        outln!(
+            "note: {} calls nested deeper than {} service hops were cut",
+            builder.too_deep(),
+            traces::topology::MAX_DEPTH
+        );
+    }
     let app = &file.apps[0];
     outln!(
         "wrote {}: application `{}`, {} services, {} edges, {} workloads ({})",

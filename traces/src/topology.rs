@@ -199,7 +199,13 @@ pub struct TopologyBuilder {
     edge_order: Vec<(String, String)>,
     workloads: BTreeMap<(String, String), Merged>,
     requests: u64,
+    /// Calls not followed because they were nested deeper than [`MAX_DEPTH`].
+    too_deep: u64,
 }
+
+/// How deep a call tree is followed (service hops from the entry); deeper calls are cut and
+/// counted ([`TopologyBuilder::too_deep`]), so that no input can exhaust the stack.
+pub const MAX_DEPTH: usize = 128;
 
 impl TopologyBuilder {
     /// Adds one whole trace (its spans in any order).
@@ -222,7 +228,7 @@ impl TopologyBuilder {
             if !root {
                 continue;
             }
-            let node = self.node(spans, &children, i, (s.start_us, end(s)));
+            let node = self.node(spans, &children, i, (s.start_us, end(s)), 0);
             self.service(&s.service).frontend = true;
             self.requests += 1;
             summary.calls += 1;
@@ -269,6 +275,7 @@ impl TopologyBuilder {
         children: &[Vec<usize>],
         r: usize,
         interval: (u64, u64),
+        depth: usize,
     ) -> Node {
         let root = &spans[r];
         self.service(&root.service);
@@ -283,6 +290,10 @@ impl TopologyBuilder {
                 .filter(|&c| spans[c].service != span.service)
                 .collect();
             for &c in &remote {
+                if depth >= MAX_DEPTH {
+                    self.too_deep += 1;
+                    continue;
+                }
                 let child = &spans[c];
                 // Measured on the caller's side: the span wrapping only this call, if any.
                 let wrapper = x != r
@@ -295,7 +306,7 @@ impl TopologyBuilder {
                     EdgeKind::Rpc
                 };
                 self.edge(&span.service, &child.service, kind, &child.name);
-                let node = self.node(spans, children, c, (at.start_us, end(at)));
+                let node = self.node(spans, children, c, (at.start_us, end(at)), depth + 1);
                 calls.push(node);
             }
             if remote.is_empty()
@@ -348,6 +359,11 @@ impl TopologyBuilder {
             end: interval.1,
             children: calls,
         }
+    }
+
+    /// Calls not followed because they were nested deeper than [`MAX_DEPTH`] service hops.
+    pub fn too_deep(&self) -> u64 {
+        self.too_deep
     }
 
     /// Whether any trace gave a request.
@@ -707,6 +723,32 @@ mod tests {
         // web: 100 µs minus the client span wrapping its call (80 µs).
         let web = app.services.iter().find(|s| s.name == "web").unwrap();
         assert_eq!(web.service_time_us, Some(20.0));
+    }
+
+    #[test]
+    fn a_call_chain_deeper_than_the_limit_is_cut_not_followed() {
+        let n = MAX_DEPTH + 10;
+        let mut spans: Vec<Span> = (0..n)
+            .map(|i| {
+                let parent = (i > 0).then(|| (i - 1).to_string());
+                let service = format!("s{}", i % 2);
+                span(
+                    &i.to_string(),
+                    parent.as_deref(),
+                    &service,
+                    "op",
+                    (i as u64, 1),
+                )
+            })
+            .collect();
+        let mut b = TopologyBuilder::default();
+        b.add_trace(&mut spans, &mut IngestSummary::default());
+        assert_eq!(b.too_deep(), 1);
+        assert_eq!(
+            b.build("t", "t").apps[0].workloads[0].calls.len(),
+            MAX_DEPTH + 1,
+            "the client's call and MAX_DEPTH hops"
+        );
     }
 
     #[test]

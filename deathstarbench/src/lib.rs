@@ -33,7 +33,10 @@
 //! Conditions: `… miss` calls happen only when the preceding cache call missed;
 //! content-dependent ones (`post contains urls`, `post contains @mentions`) with probability
 //! 5/6, since the wrk2 compose-post script draws 0–5 URLs and 0–5 mentions uniformly; any other
-//! condition (mediaMicroservices' "5th component arrived") always.
+//! `observed in N of M calls` (written by `microreboot topology from-traces` for a call seen in
+//! only some requests) with probability N/M; any other condition (mediaMicroservices' "5th
+//! component arrived") always. A service's `service_time_us`, when given, replaces the per-kind
+//! median service time.
 
 use kernel::{EdgeKind, ServiceKind};
 use serde::Deserialize;
@@ -88,6 +91,10 @@ pub struct TopoService {
     /// A service with a history is where the misconfig rule puts its fault.
     #[serde(default)]
     pub config_versions: Option<Vec<String>>,
+    /// Median CPU time per request, µs, when measured (`topology from-traces` writes the
+    /// median span self time); absent: the deployment's per-kind default.
+    #[serde(default)]
+    pub service_time_us: Option<f64>,
 }
 
 /// An edge entry.
@@ -314,7 +321,10 @@ pub fn build(topo: &TopologyApp, d: &Deployment) -> Result<AppSpec, String> {
                 cores: d.cores[k].max(1),
                 max_inflight: d.max_inflight[k].max(1),
                 service_time: ServiceTime {
-                    median_us: d.service_time_us[k],
+                    median_us: s
+                        .service_time_us
+                        .filter(|t| t.is_finite() && *t > 0.0)
+                        .unwrap_or(d.service_time_us[k]),
                     sigma: d.service_time_sigma,
                 },
                 startup_s: d.startup_s[k],
@@ -411,6 +421,12 @@ fn call_tree(
             None => Condition::Always,
             Some(s) if s.contains("miss") => Condition::OnMiss,
             Some(s) if s.contains("contains") => Condition::Probability(CONTENT_PROBABILITY),
+            Some(s) if s.starts_with("observed in ") => observed(s).ok_or_else(|| {
+                format!(
+                    "workload {}: call {i} ({} -> {}): condition `{s}` is not `observed in N of M calls` with 0 < N <= M",
+                    w.name, c.from, c.to
+                )
+            })?,
             Some(_) => Condition::Always,
         };
         nodes.push(CallNode {
@@ -438,9 +454,30 @@ fn call_tree(
     })
 }
 
+/// `observed in N of M calls` (what `topology from-traces` writes for a call seen in only some
+/// of its caller's requests): probability N/M.
+fn observed(condition: &str) -> Option<Condition> {
+    let rest = condition.strip_prefix("observed in ")?;
+    let (n, rest) = rest.split_once(" of ")?;
+    let m = rest.split_whitespace().next()?;
+    let (n, m): (u64, u64) = (n.trim().parse().ok()?, m.parse().ok()?);
+    (n > 0 && n <= m).then(|| Condition::Probability(n as f64 / m as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observed_conditions_are_probabilities() {
+        assert_eq!(
+            observed("observed in 1 of 4 calls"),
+            Some(Condition::Probability(0.25))
+        );
+        assert_eq!(observed("observed in 0 of 4 calls"), None);
+        assert_eq!(observed("observed in 5 of 4 calls"), None);
+        assert_eq!(observed("observed in x of 4 calls"), None);
+    }
 
     #[test]
     fn every_embedded_app_builds_and_checks() {

@@ -16,6 +16,7 @@ mod infer;
 mod scenario;
 mod sim;
 mod source;
+mod topology;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ enum Command {
     Eval(eval::Args),
     /// Run one incident (app, fault, policy, seed) and write its timeline, metrics and journal.
     Scenario(scenario::Args),
+    /// Topology files for --topology: build one from your traces.
+    #[command(subcommand)]
+    Topology(topology::Topology),
 }
 
 /// Installs the stderr log subscriber: `--log`, else `RUST_LOG`, else warnings only. No wall-clock
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Scenario(args) => scenario::run(args),
+        Command::Topology(t) => topology::run(t),
     }
 }
 

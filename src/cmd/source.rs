@@ -27,7 +27,7 @@ pub enum FormatArg {
 }
 
 impl FormatArg {
-    fn format(self) -> Option<Format> {
+    pub fn format(self) -> Option<Format> {
         match self {
             FormatArg::Auto => None,
             FormatArg::Alibaba => Some(Format::Alibaba),

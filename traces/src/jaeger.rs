@@ -8,11 +8,11 @@
 //! Per span: `spanID`, `references[]` (the parent is the first `CHILD_OF` reference in the
 //! span's own trace, else its first reference in that trace, else its first reference; a
 //! reference into another trace names no span of this one), `processID` → `processes[id].serviceName` (or an embedded `process`),
-//! `startTime` (µs), and the tags `span.kind`, `peer.service`, `db.system`, `server.address`,
+//! `startTime` and `duration` (µs), the process tags `hostname`/`ip` (the instance), and the tags `span.kind`, `peer.service`, `db.system`, `server.address`,
 //! `net.peer.name`.
 
 use crate::json_stream::{Documents, each_document};
-use crate::spans::{Span, SpanKind, emit_trace, normalise_id};
+use crate::spans::{Span, SpanKind, TraceHandler, emit_trace, normalise_id};
 use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -43,6 +43,8 @@ struct JSpan {
     #[serde(rename = "startTime", default)]
     start_time: Option<u64>,
     #[serde(default)]
+    duration: Option<u64>,
+    #[serde(default)]
     tags: Vec<Tag>,
     #[serde(rename = "processID", default)]
     process_id: Option<String>,
@@ -60,7 +62,7 @@ struct Reference {
     span_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct Tag {
     key: String,
     #[serde(default)]
@@ -71,6 +73,25 @@ struct Tag {
 struct Process {
     #[serde(rename = "serviceName", default)]
     service_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+impl Process {
+    /// The instance a process tag names: `hostname`, else `ip`, else the client's
+    /// `client-uuid`.
+    fn instance(&self) -> Option<String> {
+        ["hostname", "ip", "client-uuid"].iter().find_map(|key| {
+            self.tags
+                .iter()
+                .find(|t| t.key == *key)
+                .and_then(|t| match &t.value {
+                    serde_json::Value::String(v) if !v.is_empty() => Some(v.clone()),
+                    serde_json::Value::Null | serde_json::Value::String(_) => None,
+                    other => Some(other.to_string()),
+                })
+        })
+    }
 }
 
 /// Reads Jaeger JSON, handing every call to `sink`.
@@ -79,6 +100,18 @@ pub fn read(
     source: &str,
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
+) -> Result<IngestSummary, TraceError> {
+    read_traces(input, source, options, &mut |spans, summary| {
+        emit_trace(spans, summary, sink)
+    })
+}
+
+/// Reads Jaeger JSON, handing every whole trace's spans to `on_trace`.
+pub fn read_traces(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    on_trace: &mut TraceHandler<'_>,
 ) -> Result<IngestSummary, TraceError> {
     let mut docs = Documents::new(input, source);
     let mut summary = IngestSummary::default();
@@ -89,7 +122,7 @@ pub fn read(
             line,
             options,
             summary,
-            sink: &mut *sink,
+            on_trace: &mut *on_trace,
             index: 0,
             failure: None,
         };
@@ -107,7 +140,7 @@ struct State<'s> {
     line: u64,
     options: IngestOptions,
     summary: &'s mut IngestSummary,
-    sink: &'s mut dyn FnMut(&Call<'_>),
+    on_trace: &'s mut TraceHandler<'s>,
     index: usize,
     /// A strict-mode error found inside a trace (serde cannot carry it through).
     failure: Option<TraceError>,
@@ -145,7 +178,7 @@ impl State<'_> {
                 }
             }
         }
-        emit_trace(&mut spans, self.summary, &mut *self.sink);
+        (self.on_trace)(&mut spans, self.summary);
     }
 }
 
@@ -163,6 +196,7 @@ fn convert(
         ))?,
         (None, None) => return Err(("processID", "missing".to_string())),
     };
+    let instance = process.instance();
     let service = process
         .service_name
         .filter(|n| !n.is_empty())
@@ -199,6 +233,8 @@ fn convert(
         name: s.operation.unwrap_or_default(),
         kind: tag("span.kind").map_or(SpanKind::Unspecified, |k| SpanKind::parse(&k)),
         start_us: s.start_time.unwrap_or(0),
+        duration_us: s.duration,
+        instance,
         shared: false,
         peer: tag("peer.service")
             .or_else(|| tag("server.address"))

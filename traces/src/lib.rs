@@ -14,6 +14,10 @@
 //! statistics, for the offline experiments and the benchmarks, and [`stats`] measures any
 //! graph the way the paper does.
 //!
+//! Spans: [`ingest_spans`] hands each whole trace's spans (with durations and instances) to a
+//! sink instead of calls, and [`topology`] builds from them a topology file (services, edges,
+//! workloads with staged call trees, service times, replicas) for the simulator.
+//!
 //! Honest graphs: a span whose parent links loop (a self-parent, a reference cycle) gives no
 //! edge and is listed in [`IngestSummary::cycles`]; a Zipkin shared server span is merged with
 //! its client, and without one it is an entry point, not an orphan; a dependency file is a
@@ -39,6 +43,7 @@ pub mod span_csv;
 pub mod spans;
 pub mod stats;
 pub mod synth;
+pub mod topology;
 pub mod window;
 pub mod zipkin;
 pub mod zipkin_v1;
@@ -459,33 +464,7 @@ pub fn ingest_with(
     columns: Option<&SpanColumns>,
     sink: &mut dyn FnMut(&Call<'_>, u64),
 ) -> Result<(Format, IngestSummary), TraceError> {
-    let (format, why) = match format {
-        Some(f) => (f, None),
-        None => {
-            let head = input.fill_buf().map_err(|e| io_error(source_name, &e))?;
-            match detect(head) {
-                Detection::Format(f, why) => (f, Some(why)),
-                Detection::Empty => {
-                    return Err(TraceError::new(
-                        source_name,
-                        Location::Input,
-                        ".",
-                        "empty input",
-                        "the input is empty",
-                    ));
-                }
-                Detection::NotATrace(what) => {
-                    return Err(TraceError::new(
-                        source_name,
-                        Location::Line(1),
-                        ".",
-                        "not a trace",
-                        what,
-                    ));
-                }
-            }
-        }
-    };
+    let (format, why) = detect_format(&mut input, source_name, format)?;
     let result = match format {
         Format::JaegerDependencies => jaeger_deps::read(input, source_name, options, sink),
         _ => {
@@ -513,6 +492,93 @@ pub fn ingest_with(
             Err(e)
         }
     }
+}
+
+/// Like [`ingest_with`], but hands each whole trace's spans to `on_trace` instead of calls (for
+/// consumers that need operations, timings, instances and call trees, such as
+/// [`topology`]). The spans of one trace arrive together; `on_trace` may resolve their parents
+/// with [`spans::link_parents`]. Formats without spans ([`Format::lacks`]: Alibaba call graphs,
+/// Jaeger dependency links) are refused with an error saying what they lack.
+pub fn ingest_spans(
+    mut input: Box<dyn BufRead>,
+    source_name: &str,
+    format: Option<Format>,
+    options: IngestOptions,
+    columns: Option<&SpanColumns>,
+    on_trace: &mut spans::TraceHandler<'_>,
+) -> Result<(Format, IngestSummary), TraceError> {
+    let (format, why) = detect_format(&mut input, source_name, format)?;
+    let result = match format {
+        Format::Jaeger => jaeger::read_traces(input, source_name, options, on_trace),
+        Format::Zipkin => zipkin::read_traces(input, source_name, options, on_trace),
+        Format::ZipkinV1 => zipkin_v1::read_traces(input, source_name, options, on_trace),
+        Format::Otlp => otlp::read_traces(input, source_name, options, on_trace),
+        Format::SpanCsv => span_csv::read_traces(input, source_name, options, columns, on_trace),
+        Format::Alibaba | Format::JaegerDependencies => {
+            let what = format.lacks().unwrap_or("it has no spans");
+            let why = why
+                .map(|w| format!(" (detected because {w})"))
+                .unwrap_or_default();
+            return Err(TraceError::new(
+                source_name,
+                Location::Input,
+                ".",
+                "no spans",
+                format!(
+                    "this is {}{why}, which has no spans: {what}; a topology needs spans \
+                     (export Jaeger, Zipkin or OTLP JSON, or a span CSV)",
+                    format.label()
+                ),
+            ));
+        }
+    };
+    match (result, why) {
+        (Ok(summary), _) => Ok((format, summary)),
+        (Err(e), None) => Err(e),
+        (Err(mut e), Some(why)) => {
+            e.message = format!(
+                "{} (detected as {} because {why})",
+                e.message,
+                format.label()
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The given format, or the detected one with the reason it was chosen.
+fn detect_format(
+    input: &mut Box<dyn BufRead>,
+    source_name: &str,
+    format: Option<Format>,
+) -> Result<(Format, Option<String>), TraceError> {
+    Ok(match format {
+        Some(f) => (f, None),
+        None => {
+            let head = input.fill_buf().map_err(|e| io_error(source_name, &e))?;
+            match detect(head) {
+                Detection::Format(f, why) => (f, Some(why.to_string())),
+                Detection::Empty => {
+                    return Err(TraceError::new(
+                        source_name,
+                        Location::Input,
+                        ".",
+                        "empty input",
+                        "the input is empty",
+                    ));
+                }
+                Detection::NotATrace(what) => {
+                    return Err(TraceError::new(
+                        source_name,
+                        Location::Line(1),
+                        ".",
+                        "not a trace",
+                        what,
+                    ));
+                }
+            }
+        }
+    })
 }
 
 /// Reads the file at `path` (see [`ingest`]); `-` is standard input.

@@ -9,12 +9,13 @@
 //! 16 bytes is turned into hex, so `parentSpanId` and `spanId` match whichever way they came.
 //!
 //! Per span: `traceId`, `spanId`, `parentSpanId` (hex, any case; empty on roots), `kind` (enum
-//! number or `SPAN_KIND_*` name), `name`, `startTimeUnixNano` (string or number), and the
+//! number or `SPAN_KIND_*` name), `name`, `startTimeUnixNano` and `endTimeUnixNano` (string or number), and the
 //! attributes `peer.service`, `server.address`, `net.peer.name`, `db.system`; the service is the
-//! resource attribute `service.name`. Pre-1.0 `instrumentationLibrarySpans` is accepted.
+//! resource attribute `service.name`, the instance `service.instance.id` (else `k8s.pod.name`,
+//! `host.name`). Pre-1.0 `instrumentationLibrarySpans` is accepted.
 
 use crate::json_stream::{Documents, each_document};
-use crate::spans::{Span, SpanKind, TraceAssembler, normalise_id};
+use crate::spans::{Span, SpanKind, TraceAssembler, TraceHandler, emit_trace, normalise_id};
 use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use std::io::BufRead;
@@ -89,6 +90,8 @@ struct OSpan {
     kind: Option<serde_json::Value>,
     #[serde(rename = "startTimeUnixNano", default)]
     start: Option<serde_json::Value>,
+    #[serde(rename = "endTimeUnixNano", default)]
+    end: Option<serde_json::Value>,
     #[serde(default)]
     attributes: Vec<KeyValue>,
 }
@@ -118,6 +121,18 @@ pub fn read(
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
 ) -> Result<IngestSummary, TraceError> {
+    read_traces(input, source, options, &mut |spans, summary| {
+        emit_trace(spans, summary, sink)
+    })
+}
+
+/// Reads OTLP/JSON, handing every whole trace's spans to `on_trace`.
+pub fn read_traces(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    on_trace: &mut TraceHandler<'_>,
+) -> Result<IngestSummary, TraceError> {
     let mut docs = Documents::new(input, source);
     let mut summary = IngestSummary::default();
     each_document(&mut docs, options, &mut summary, |docs, summary| {
@@ -141,6 +156,11 @@ pub fn read(
                 .resource
                 .as_ref()
                 .and_then(|res| attribute(&res.attributes, "service.name"));
+            let instance = rs.resource.as_ref().and_then(|res| {
+                ["service.instance.id", "k8s.pod.name", "host.name"]
+                    .iter()
+                    .find_map(|k| attribute(&res.attributes, k).filter(|v| !v.is_empty()))
+            });
             let legacy = rs.legacy;
             for (s, ss) in rs.scope_spans.into_iter().enumerate() {
                 for (i, o) in ss.spans.into_iter().enumerate() {
@@ -151,7 +171,10 @@ pub fn read(
                     };
                     let path = format!("{list}[{r}].{scopes}[{s}].spans[{i}]");
                     match convert(o, service.as_deref()) {
-                        Ok(span) => traces.push(span),
+                        Ok(mut span) => {
+                            span.instance.clone_from(&instance);
+                            traces.push(span);
+                        }
                         Err((field, message)) => {
                             let path = format!("{path}.{field}");
                             summary.incomplete_span(options, source, line, path, message)?;
@@ -160,7 +183,7 @@ pub fn read(
                 }
             }
         }
-        traces.flush(summary, &mut *sink);
+        traces.flush(summary, &mut *on_trace);
         Ok(())
     })?;
     Ok(summary)
@@ -184,20 +207,8 @@ fn convert(o: OSpan, service: Option<&str>) -> Result<Span, (&'static str, Strin
         Some(serde_json::Value::String(s)) => SpanKind::parse(s),
         Some(other) => return Err(("kind", format!("`{other}` is not a span kind"))),
     };
-    let start_ns: u64 = match &o.start {
-        None | Some(serde_json::Value::Null) => 0,
-        Some(serde_json::Value::String(s)) => s.parse().map_err(|_| {
-            (
-                "startTimeUnixNano",
-                format!("`{s}` is not a number of nanoseconds"),
-            )
-        })?,
-        Some(serde_json::Value::Number(n)) => n.as_u64().ok_or((
-            "startTimeUnixNano",
-            format!("`{n}` is not a number of nanoseconds"),
-        ))?,
-        Some(other) => return Err(("startTimeUnixNano", format!("`{other}` is not a time"))),
-    };
+    let start_ns = nanos(o.start.as_ref(), "startTimeUnixNano")?.unwrap_or(0);
+    let end_ns = nanos(o.end.as_ref(), "endTimeUnixNano")?;
     let attr = |k: &str| attribute(&o.attributes, k);
     Ok(Span {
         trace_id: otlp_id(&trace_id),
@@ -210,12 +221,33 @@ fn convert(o: OSpan, service: Option<&str>) -> Result<Span, (&'static str, Strin
         name: o.name.unwrap_or_default(),
         kind,
         start_us: start_ns / 1000,
+        duration_us: end_ns.map(|end| end.saturating_sub(start_ns) / 1000),
+        instance: None,
         shared: false,
         peer: attr("peer.service")
             .or_else(|| attr("server.address"))
             .or_else(|| attr("net.peer.name")),
         db_system: attr("db.system"),
     })
+}
+
+/// A time in nanoseconds, written as a string or a number (`None` when absent).
+fn nanos(
+    value: Option<&serde_json::Value>,
+    field: &'static str,
+) -> Result<Option<u64>, (&'static str, String)> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| (field, format!("`{s}` is not a number of nanoseconds"))),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or((field, format!("`{n}` is not a number of nanoseconds"))),
+        Some(other) => Err((field, format!("`{other}` is not a time"))),
+    }
 }
 
 /// An id as hex: hex ids are normalised, base64 ids of 8 or 16 bytes (12 or 24 characters,

@@ -22,7 +22,7 @@
 //! service, a time that is no number) are errors naming line and column in strict mode and
 //! counted skips in lenient mode.
 
-use crate::spans::{Span, SpanKind, TraceAssembler, normalise_id};
+use crate::spans::{Span, SpanKind, TraceAssembler, TraceHandler, emit_trace, normalise_id};
 use crate::{Call, IngestOptions, IngestSummary, Location, TraceError, io_error};
 use std::io::BufRead;
 
@@ -56,7 +56,7 @@ pub struct SpanColumns {
     pub pod: bool,
     /// Start time column.
     pub start: String,
-    /// End time column (read for completeness; calls need only the start).
+    /// End time column (calls need only the start; span durations and topologies the end).
     pub end: Option<String>,
     /// Operation name column.
     pub operation: Option<String>,
@@ -244,6 +244,7 @@ struct Resolved {
     parent: usize,
     service: usize,
     start: usize,
+    end: Option<usize>,
     operation: Option<usize>,
     kind: Option<usize>,
 }
@@ -256,6 +257,19 @@ pub fn read(
     options: IngestOptions,
     columns: Option<&SpanColumns>,
     sink: &mut dyn FnMut(&Call<'_>),
+) -> Result<IngestSummary, TraceError> {
+    read_traces(input, source, options, columns, &mut |spans, summary| {
+        emit_trace(spans, summary, sink)
+    })
+}
+
+/// Reads a span CSV, handing every whole trace's spans to `on_trace`.
+pub fn read_traces(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    columns: Option<&SpanColumns>,
+    on_trace: &mut TraceHandler<'_>,
 ) -> Result<IngestSummary, TraceError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -326,6 +340,11 @@ pub fn read(
             if columns.pod { "pod" } else { "service" },
         )?,
         start: position(&columns.start, "start")?,
+        end: columns
+            .end
+            .as_deref()
+            .map(|c| position(c, "end"))
+            .transpose()?,
         operation: columns
             .operation
             .as_deref()
@@ -395,16 +414,28 @@ pub fn read(
                     format!("`{start_text}` is not a time"),
                 )
             })?;
+            let end_us = match cols.end.and_then(field).filter(|e| !e.is_empty()) {
+                None => None,
+                Some(end_text) => Some(to_us(end_text, columns.unit).ok_or_else(|| {
+                    TraceError::new(
+                        source,
+                        Location::Line(line),
+                        name(cols.end.unwrap_or(cols.start)),
+                        "bad time",
+                        format!("`{end_text}` is not a time"),
+                    )
+                })?),
+            };
             let parent = field(cols.parent).filter(|p| {
                 !matches!(
                     *p,
                     "" | "root" | "0" | "-1" | "null" | "None" | "nan" | "NaN"
                 )
             });
-            let service = if columns.pod {
-                service_of_pod(service)
+            let (service, instance) = if columns.pod {
+                (service_of_pod(service), Some(service.to_string()))
             } else {
-                service
+                (service, None)
             };
             Ok(Span {
                 trace_id: normalise_id(trace),
@@ -421,6 +452,8 @@ pub fn read(
                     .and_then(field)
                     .map_or(SpanKind::Unspecified, SpanKind::parse),
                 start_us,
+                duration_us: end_us.map(|end| end.saturating_sub(start_us)),
+                instance,
                 ..Span::default()
             })
         })();
@@ -432,7 +465,7 @@ pub fn read(
             }
         }
     }
-    traces.flush(&mut summary, sink);
+    traces.flush(&mut summary, on_trace);
     Ok(summary)
 }
 

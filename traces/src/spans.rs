@@ -85,6 +85,13 @@ pub struct Span {
     pub kind: SpanKind,
     /// Start, microseconds since the Unix epoch.
     pub start_us: u64,
+    /// Duration, microseconds, when the format gives it (Jaeger `duration`, Zipkin `duration`,
+    /// OTLP end − start, a span CSV's end − start).
+    pub duration_us: Option<u64>,
+    /// The instance (replica) the span ran on, when the format names it: Jaeger process tags
+    /// (`hostname`, `ip`), Zipkin `localEndpoint` (`ipv4`, `ipv6`, `port`), OTLP
+    /// `service.instance.id` (or `host.name`, `k8s.pod.name`), a span CSV's pod name.
+    pub instance: Option<String>,
     /// Zipkin B3 shared span: a server span reusing its client's id.
     pub shared: bool,
     /// Peer named by tags or the remote endpoint.
@@ -97,6 +104,10 @@ pub struct Span {
 pub fn normalise_id(id: &str) -> String {
     id.trim().to_ascii_lowercase()
 }
+
+/// What a reader does with each whole trace: the call-level readers hand it to [`emit_trace`],
+/// the span-level ones ([`crate::ingest_spans`]) to their own sink.
+pub type TraceHandler<'a> = dyn FnMut(&mut [Span], &mut IngestSummary) + 'a;
 
 /// Groups spans by trace until the caller flushes them.
 #[derive(Debug, Default)]
@@ -113,21 +124,18 @@ impl TraceAssembler {
             .push(span);
     }
 
-    /// Emits every trace held, in arrival order, and forgets them.
-    pub fn flush(&mut self, summary: &mut IngestSummary, sink: &mut dyn FnMut(&Call<'_>)) {
+    /// Hands every trace held to `on_trace`, in arrival order, and forgets them.
+    pub fn flush(&mut self, summary: &mut IngestSummary, on_trace: &mut TraceHandler<'_>) {
         for (_, mut spans) in self.traces.drain(..) {
-            emit_trace(&mut spans, summary, sink);
+            on_trace(&mut spans, summary);
         }
     }
 }
 
-/// Emits the calls of one trace's spans (see the [module documentation](self)).
-pub fn emit_trace(
-    spans: &mut [Span],
-    summary: &mut IngestSummary,
-    sink: &mut dyn FnMut(&Call<'_>),
-) {
-    summary.records += spans.len() as u64;
+/// Resolves the parent links of one trace's spans: for each span, the index of its parent in
+/// `spans` (`None` for roots, orphans and spans on a parent loop). Shared server spans are
+/// linked to their client; loops are cut and reported, orphans counted, in `summary`.
+pub fn link_parents(spans: &[Span], summary: &mut IngestSummary) -> Vec<Option<usize>> {
     // Index by span id; a shared (B3) server span points at its client's id, so the client
     // keeps the id and the server span is linked to it explicitly.
     let mut by_id: IndexMap<&str, usize, FxBuildHasher> = IndexMap::default();
@@ -169,6 +177,17 @@ pub fn emit_trace(
             summary.drop("orphan span");
         }
     }
+    parent_of
+}
+
+/// Emits the calls of one trace's spans (see the [module documentation](self)).
+pub fn emit_trace(
+    spans: &mut [Span],
+    summary: &mut IngestSummary,
+    sink: &mut dyn FnMut(&Call<'_>),
+) {
+    summary.records += spans.len() as u64;
+    let parent_of = link_parents(spans, summary);
     // The services of root spans (and of shared server spans without a caller in the file)
     // are where requests enter: frontends.
     let entry: Vec<&str> = spans
@@ -207,9 +226,7 @@ pub fn emit_trace(
         if has_remote_child[i] {
             continue;
         }
-        let exit = matches!(s.kind, SpanKind::Client | SpanKind::Producer)
-            || (s.kind == SpanKind::Unspecified && backend_pattern(&s.name).is_some());
-        if !exit {
+        if !is_exit(s) {
             continue;
         }
         let Some((edge, callee_kind)) = exit_target(s, &mut name_buf) else {
@@ -301,6 +318,13 @@ fn break_cycles(
     in_cycle
 }
 
+/// Whether a span without a child in another service leaves its service: a client or producer
+/// span, or an unkinded span named like a backend call (DeathStarBench's `*_redis_*`).
+pub(crate) fn is_exit(s: &Span) -> bool {
+    matches!(s.kind, SpanKind::Client | SpanKind::Producer)
+        || (s.kind == SpanKind::Unspecified && backend_pattern(&s.name).is_some())
+}
+
 fn endpoint(service: &str, entry: bool) -> Endpoint<'_> {
     Endpoint {
         name: service,
@@ -314,7 +338,7 @@ fn endpoint(service: &str, entry: bool) -> Endpoint<'_> {
 }
 
 /// The dependency an exit span calls: edge kind and callee kind, with its name in `name`.
-fn exit_target(s: &Span, name: &mut String) -> Option<(EdgeKind, ServiceKind)> {
+pub(crate) fn exit_target(s: &Span, name: &mut String) -> Option<(EdgeKind, ServiceKind)> {
     let from_system = s.db_system.as_deref().map(|sys| {
         let sys = sys.to_ascii_lowercase();
         let kind = if matches!(sys.as_str(), "redis" | "memcached" | "memcache") {
@@ -356,6 +380,15 @@ fn exit_target(s: &Span, name: &mut String) -> Option<(EdgeKind, ServiceKind)> {
         EdgeKind::Db
     };
     Some((edge, kind))
+}
+
+/// The technology of the backend an exit span calls: its `db.system`, else what its operation
+/// name says (`redis`, `memcached`, `mongodb`).
+pub(crate) fn backend_tech(s: &Span) -> Option<String> {
+    s.db_system
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .or_else(|| backend_pattern(&s.name).map(|(_, tech)| tech.to_string()))
 }
 
 /// Backend kind and name suffix from a DeathStarBench-style operation name.

@@ -3,13 +3,13 @@
 //! Nested trace arrays are converted one at a time; a flat span array is grouped by `traceId`
 //! and converted at the end of its document.
 //!
-//! Per span: `traceId`, `id`, `parentId`, `kind`, `name`, `timestamp` (µs),
-//! `localEndpoint.serviceName`, `remoteEndpoint.serviceName` (the only trace of an
+//! Per span: `traceId`, `id`, `parentId`, `kind`, `name`, `timestamp` and `duration` (µs),
+//! `localEndpoint.serviceName` (and its `ipv4`/`ipv6`/`port`: the instance), `remoteEndpoint.serviceName` (the only trace of an
 //! uninstrumented dependency), `shared` (B3 shared server spans), and the tags `db.system`,
 //! `peer.service`.
 
 use crate::json_stream::{Documents, each_document};
-use crate::spans::{Span, SpanKind, TraceAssembler, emit_trace, normalise_id};
+use crate::spans::{Span, SpanKind, TraceAssembler, TraceHandler, emit_trace, normalise_id};
 use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
@@ -38,6 +38,8 @@ struct ZSpan {
     name: Option<String>,
     #[serde(default)]
     timestamp: Option<u64>,
+    #[serde(default)]
+    duration: Option<u64>,
     #[serde(rename = "localEndpoint", default)]
     local: Option<ZEndpoint>,
     #[serde(rename = "remoteEndpoint", default)]
@@ -52,6 +54,27 @@ struct ZSpan {
 struct ZEndpoint {
     #[serde(rename = "serviceName", default)]
     service_name: Option<String>,
+    #[serde(default)]
+    ipv4: Option<String>,
+    #[serde(default)]
+    ipv6: Option<String>,
+    #[serde(default)]
+    port: Option<u64>,
+}
+
+impl ZEndpoint {
+    /// The instance the endpoint names: its address, with the port when given.
+    fn instance(&self) -> Option<String> {
+        let ip = self
+            .ipv4
+            .as_deref()
+            .or(self.ipv6.as_deref())
+            .filter(|a| !a.is_empty())?;
+        Some(match self.port {
+            Some(port) => format!("{ip}:{port}"),
+            None => ip.to_string(),
+        })
+    }
 }
 
 /// Reads Zipkin v2 JSON, handing every call to `sink`.
@@ -61,6 +84,18 @@ pub fn read(
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
 ) -> Result<IngestSummary, TraceError> {
+    read_traces(input, source, options, &mut |spans, summary| {
+        emit_trace(spans, summary, sink)
+    })
+}
+
+/// Reads Zipkin v2 JSON, handing every whole trace's spans to `on_trace`.
+pub fn read_traces(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    on_trace: &mut TraceHandler<'_>,
+) -> Result<IngestSummary, TraceError> {
     let mut docs = Documents::new(input, source);
     let mut summary = IngestSummary::default();
     each_document(&mut docs, options, &mut summary, |docs, summary| {
@@ -69,7 +104,7 @@ pub fn read(
             line: docs.line(),
             options,
             summary,
-            sink: &mut *sink,
+            on_trace: &mut *on_trace,
             flat: TraceAssembler::default(),
             index: 0,
             failure: None,
@@ -77,7 +112,7 @@ pub fn read(
         docs.parse(Elements(&mut state))?;
         let State {
             summary,
-            sink,
+            on_trace,
             mut flat,
             failure,
             ..
@@ -85,7 +120,7 @@ pub fn read(
         if let Some(e) = failure {
             return Err(e);
         }
-        flat.flush(summary, sink);
+        flat.flush(summary, on_trace);
         Ok(())
     })?;
     Ok(summary)
@@ -96,7 +131,7 @@ struct State<'s> {
     line: u64,
     options: IngestOptions,
     summary: &'s mut IngestSummary,
-    sink: &'s mut dyn FnMut(&Call<'_>),
+    on_trace: &'s mut TraceHandler<'s>,
     flat: TraceAssembler,
     index: usize,
     failure: Option<TraceError>,
@@ -122,7 +157,7 @@ impl State<'_> {
                         spans.push(span);
                     }
                 }
-                emit_trace(&mut spans, self.summary, &mut *self.sink);
+                (self.on_trace)(&mut spans, self.summary);
             }
         }
     }
@@ -132,6 +167,7 @@ impl State<'_> {
         let result = (|| {
             let trace_id = z.trace_id.ok_or_else(|| problem("traceId", "missing"))?;
             let span_id = z.id.ok_or_else(|| problem("id", "missing"))?;
+            let instance = z.local.as_ref().and_then(ZEndpoint::instance);
             let service = z
                 .local
                 .and_then(|e| e.service_name)
@@ -153,6 +189,8 @@ impl State<'_> {
                     .as_deref()
                     .map_or(SpanKind::Unspecified, SpanKind::parse),
                 start_us: z.timestamp.unwrap_or(0),
+                duration_us: z.duration,
+                instance,
                 shared: z.shared.unwrap_or(false),
                 peer,
                 db_system: z.tags.get("db.system").cloned(),

@@ -13,11 +13,12 @@
 //! is a local span of the service its `lc` binary annotation or any endpoint names.
 //!
 //! Per span: `traceId`, `id`, `parentId`, `name`, `timestamp` (µs; else the earliest
-//! annotation's), `annotations[]`, `binaryAnnotations[]` (`db.system` and `peer.service` are
+//! annotation's), `duration` (each side's own from `cs`→`cr` and `sr`→`ss` when annotated; the
+//! annotations' `endpoint.ipv4` is the instance), `annotations[]`, `binaryAnnotations[]` (`db.system` and `peer.service` are
 //! read as tags).
 
 use crate::json_stream::{Documents, each_document};
-use crate::spans::{Span, SpanKind, TraceAssembler, normalise_id};
+use crate::spans::{Span, SpanKind, TraceAssembler, TraceHandler, emit_trace, normalise_id};
 use crate::{Call, IngestOptions, IngestSummary, TraceError};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -43,6 +44,8 @@ struct V1Span {
     name: Option<String>,
     #[serde(default)]
     timestamp: Option<u64>,
+    #[serde(default)]
+    duration: Option<u64>,
     #[serde(default)]
     annotations: Vec<Annotation>,
     #[serde(rename = "binaryAnnotations", default)]
@@ -73,6 +76,10 @@ struct BinaryAnnotation {
 struct V1Endpoint {
     #[serde(rename = "serviceName", default)]
     service_name: Option<String>,
+    #[serde(default)]
+    ipv4: Option<String>,
+    #[serde(default)]
+    port: Option<u64>,
 }
 
 /// Reads Zipkin v1 JSON, handing every call to `sink`.
@@ -81,6 +88,18 @@ pub fn read(
     source: &str,
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
+) -> Result<IngestSummary, TraceError> {
+    read_traces(input, source, options, &mut |spans, summary| {
+        emit_trace(spans, summary, sink)
+    })
+}
+
+/// Reads Zipkin v1 JSON, handing every whole trace's spans to `on_trace`.
+pub fn read_traces(
+    input: impl BufRead,
+    source: &str,
+    options: IngestOptions,
+    on_trace: &mut TraceHandler<'_>,
 ) -> Result<IngestSummary, TraceError> {
     let mut docs = Documents::new(input, source);
     let mut summary = IngestSummary::default();
@@ -104,7 +123,7 @@ pub fn read(
         if let Some(e) = failure {
             return Err(e);
         }
-        traces.flush(summary, sink);
+        traces.flush(summary, on_trace);
         Ok(())
     })?;
     Ok(summary)
@@ -190,12 +209,37 @@ fn convert(z: V1Span) -> Result<Vec<Span>, (&'static str, String)> {
     let start = z
         .timestamp
         .or_else(|| z.annotations.iter().filter_map(|a| a.timestamp).min());
+    let at = |value: &str| {
+        z.annotations
+            .iter()
+            .find(|a| a.value.as_deref() == Some(value))
+            .and_then(|a| a.timestamp)
+    };
+    // One side's time: from its own annotations (cs→cr, sr→ss), else the span's duration.
+    let side = |open: &str, close: &str| match (at(open), at(close)) {
+        (Some(a), Some(b)) if b >= a => (Some(a), Some(b - a)),
+        _ => (None, z.duration),
+    };
+    let instance_of = |values: &[&str]| {
+        z.annotations
+            .iter()
+            .filter(|a| a.value.as_deref().is_some_and(|v| values.contains(&v)))
+            .find_map(|a| {
+                let e = a.endpoint.as_ref()?;
+                let ip = e.ipv4.as_deref().filter(|ip| !ip.is_empty())?;
+                Some(match e.port {
+                    Some(port) => format!("{ip}:{port}"),
+                    None => ip.to_string(),
+                })
+            })
+    };
     let base = Span {
         trace_id: normalise_id(&trace_id),
         span_id: normalise_id(&span_id),
         parent_id: z.parent_id.as_deref().map(normalise_id),
         name: z.name.clone().unwrap_or_default(),
         start_us: start.unwrap_or(0),
+        duration_us: z.duration,
         db_system: tag("db.system"),
         ..Span::default()
     };
@@ -205,10 +249,14 @@ fn convert(z: V1Span) -> Result<Vec<Span>, (&'static str, String)> {
     let consumer = service_of(&["mr"]);
     let mut out = Vec::with_capacity(2);
     let mut caller = |service: String, kind: SpanKind, remote: Option<String>| {
+        let (start, duration) = side("cs", "cr");
         out.push(Span {
             service,
             kind,
             peer: tag("peer.service").or(remote),
+            start_us: start.unwrap_or(base.start_us),
+            duration_us: duration,
+            instance: instance_of(&["cs", "cr", "ms"]),
             ..base.clone()
         });
     };
@@ -217,6 +265,7 @@ fn convert(z: V1Span) -> Result<Vec<Span>, (&'static str, String)> {
         (None, Some(p)) => caller(p, SpanKind::Producer, address("ma")),
         (None, None) => {}
     }
+    let (server_start, server_duration) = side("sr", "ss");
     let callee = match (server, consumer) {
         (Some(s), _) => Some((s, SpanKind::Server)),
         (None, Some(c)) => Some((c, SpanKind::Consumer)),
@@ -229,6 +278,9 @@ fn convert(z: V1Span) -> Result<Vec<Span>, (&'static str, String)> {
             service,
             kind,
             shared: true,
+            start_us: server_start.unwrap_or(base.start_us),
+            duration_us: server_duration,
+            instance: instance_of(&["sr", "ss", "mr"]),
             ..base.clone()
         });
     }

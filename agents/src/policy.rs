@@ -214,9 +214,9 @@ pub fn make(kind: PolicyKind, seed: u64, llm: LlmConfig) -> Box<dyn Policy> {
         PolicyKind::Noop => Box::new(Noop),
         PolicyKind::AutoRestart => Box::new(AutoRestart::default()),
         PolicyKind::NaiveMicroreboot => Box::new(NaiveMicroreboot::default()),
-        PolicyKind::Unconstrained
-        | PolicyKind::ConstrainedStructural
-        | PolicyKind::Constrained => Box::new(LlmAgent::new(kind, seed, llm)),
+        PolicyKind::Unconstrained | PolicyKind::ConstrainedStructural | PolicyKind::Constrained => {
+            Box::new(LlmAgent::new(kind, seed, llm))
+        }
         PolicyKind::Oracle => Box::new(Oracle::new(llm.decision_latency_s)),
     }
 }

@@ -245,14 +245,29 @@ impl Evidence {
             .filter(|r| r.kind == ScopeKind::Service)
             .collect();
         let alerting = monitor.alerting();
+        // One pass over the window's rows; rows name services in spec order, so look the index
+        // up once per distinct name.
+        let mut totals = vec![(0u64, 0u64, 0f64); self.names.len()];
+        let mut last: Option<(&str, usize)> = None;
+        for r in recent {
+            let i = match last {
+                Some((n, i)) if n == r.name => i,
+                _ => match self.names.iter().position(|n| *n == r.name) {
+                    Some(i) => {
+                        last = Some((&r.name, i));
+                        i
+                    }
+                    None => continue,
+                },
+            };
+            let t = &mut totals[i];
+            t.0 += r.count;
+            t.1 += r.errors();
+            t.2 = t.2.max(r.p99_ms);
+        }
         let mut health = Health::new();
         for (i, name) in self.names.iter().enumerate() {
-            let (mut count, mut errors, mut p99) = (0u64, 0u64, 0f64);
-            for r in recent.iter().filter(|r| r.name == *name) {
-                count += r.count;
-                errors += r.errors();
-                p99 = p99.max(r.p99_ms);
-            }
+            let (count, errors, p99) = totals[i];
             let error_rate = if count == 0 {
                 0.0
             } else {

@@ -315,6 +315,8 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
     let mut kernel_cfg = cfg.kernel;
     if spec.policy == PolicyKind::ConstrainedStructural {
         kernel_cfg.guards.evidence = false;
+        kernel_cfg.guards.watchdog = false;
+        kernel_cfg.guards.breaker_close_after_s = None;
     }
     let mut kernel = Kernel::new(kernel_cfg);
     let mut evidence = Evidence::new(&sim);
@@ -505,7 +507,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         }
 
         // Submit queued plans: all of them in parallel mode, one when idle in serial mode.
-        if !serial_queue.is_empty() {
+        if !serial_queue.is_empty() || kernel.wants_health() {
             kernel.observe_health(evidence.snapshot(&sim, &monitor));
         }
         let mut retry = VecDeque::new();

@@ -160,6 +160,35 @@ pub enum Event {
         /// Failed reverts so far.
         failures: u32,
     },
+    /// The SLO watchdog saw `service` regress after this step of an executing plan; the plan
+    /// aborts and its undo follows.
+    WatchdogTripped {
+        /// Step number.
+        step: usize,
+        /// The service that regressed.
+        service: String,
+    },
+    /// A breaker a lease held open closed early: its callee showed no failure for the
+    /// half-open period.
+    BreakerClosed {
+        /// Step number of the circuit break.
+        step: usize,
+        /// The callee that recovered.
+        callee: String,
+        /// The closing operation (absent when another hold keeps the breaker open).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<ControlOp>,
+    },
+    /// The SLO watchdog took back a committed step whose affected `service` regressed.
+    WatchdogUndo {
+        /// Step number.
+        step: usize,
+        /// The service that regressed.
+        service: String,
+        /// The reverting operation applied (absent when nothing had to change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<ControlOp>,
+    },
     /// A later permanent step (e.g. a `restore_traffic`) removed what this lease held, so there
     /// is nothing left for it to revert.
     LeaseSuperseded {
@@ -179,7 +208,9 @@ impl Event {
             Event::StepApplied { op, .. }
             | Event::Undo { op, .. }
             | Event::Compensate { op, .. }
-            | Event::LeaseExpired { op: Some(op), .. } => Some(op),
+            | Event::LeaseExpired { op: Some(op), .. }
+            | Event::WatchdogUndo { op: Some(op), .. }
+            | Event::BreakerClosed { op: Some(op), .. } => Some(op),
             _ => None,
         }
     }
@@ -204,6 +235,9 @@ impl Event {
             Event::LeaseEscalated { .. } => "lease_escalated",
             Event::LeaseSuperseded { .. } => "lease_superseded",
             Event::ProposalRefused { .. } => "proposal_refused",
+            Event::WatchdogTripped { .. } => "watchdog_tripped",
+            Event::WatchdogUndo { .. } => "watchdog_undo",
+            Event::BreakerClosed { .. } => "breaker_closed",
         }
     }
 }

@@ -363,6 +363,17 @@ impl LeaseBook {
         true
     }
 
+    /// Live leases that hold a breaker open, with the breaker's callee, in expiry order.
+    pub fn open_breakers(&self) -> Vec<(LeaseId, String)> {
+        self.due
+            .iter()
+            .filter_map(|((_, id), knob)| match knob {
+                Knob::Breaker { callee, .. } => Some((*id, callee.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The expiry of lease `id`, if live.
     pub fn expiry(&self, id: LeaseId) -> Option<VirtualTime> {
         self.find(id)

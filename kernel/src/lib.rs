@@ -66,6 +66,7 @@ pub mod state;
 pub mod time;
 pub mod txn;
 pub mod validate;
+pub mod watchdog;
 
 pub use graph::{DependencyGraph, EdgeKind, Service, ServiceId, ServiceKind};
 pub use health::{Health, ServiceHealth};

@@ -34,6 +34,7 @@ use crate::scope::RecoveryScope;
 use crate::state::{ControlOp, ControlState, ServiceControl};
 use crate::time::VirtualTime;
 use crate::validate::{KernelView, Limits, Verdict, validate};
+use crate::watchdog::{Watch, WatchdogConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -113,21 +114,35 @@ impl CheckTimeouts {
 }
 
 /// Which guards beyond the structural rules are on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Guards {
     /// `R18-no-failure-evidence`: plans act only where the health snapshot shows failure.
     pub evidence: bool,
+    /// The SLO watchdog ([`crate::watchdog`]): steps that make their affected services' SLOs
+    /// worse are taken back.
+    pub watchdog: bool,
+    /// Its parameters.
+    pub watchdog_params: WatchdogConfig,
+    /// Half-open breakers: a breaker a lease holds open closes early once its callee has shown
+    /// no failure for this many seconds (the kernel's probe is the monitoring side's health of
+    /// the callee); `None` keeps breakers open for their whole duration.
+    pub breaker_close_after_s: Option<u64>,
 }
 
 impl Default for Guards {
     fn default() -> Self {
-        Guards { evidence: true }
+        Guards {
+            evidence: true,
+            watchdog: true,
+            watchdog_params: WatchdogConfig::default(),
+            breaker_close_after_s: Some(10),
+        }
     }
 }
 
 /// Kernel configuration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// Validation limits, including the restart budget.
@@ -212,6 +227,16 @@ struct AppliedStep {
     undo: Option<ControlOp>,
     class: RollbackClass,
     lease: Option<LeaseSeconds>,
+    /// The watchdog's watch on the step, when the watchdog is on.
+    watch: Option<Watch>,
+}
+
+/// A committed step the watchdog still watches.
+#[derive(Clone, Debug)]
+struct CommittedWatch {
+    lease: LeaseId,
+    undo: Option<ControlOp>,
+    watch: Watch,
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +273,9 @@ struct Txn {
     locked: Vec<String>,
     /// Services the scope says must be drained around a restart (`R3`), asserted at run time.
     hubs: BTreeSet<String>,
+    /// Per step, the services whose SLOs it may move: its target (a circuit break's caller) and
+    /// every transitive caller in the graph.
+    affected: Vec<Vec<String>>,
 }
 
 /// Failed reverts of one lease after which the kernel escalates (it keeps retrying).
@@ -264,6 +292,10 @@ pub struct Kernel {
     leases: LeaseBook,
     /// The latest health snapshot from the monitoring side.
     health: Option<Health>,
+    /// Committed steps under the watchdog's eye.
+    watches: Vec<CommittedWatch>,
+    /// Breaker leases whose callee has looked healthy since then (half-open breakers).
+    callee_healthy_since: BTreeMap<LeaseId, VirtualTime>,
     /// Leases whose revert failed [`LEASE_ESCALATE_AFTER`] times, for a human to look at.
     escalated: Vec<LeaseId>,
     journal: Journal,
@@ -338,6 +370,15 @@ impl Kernel {
         }
     }
 
+    /// Whether the kernel needs fresh health snapshots now: the watchdog watches an executing
+    /// plan or a committed step, or a half-open breaker waits for its callee (hosts may skip
+    /// the snapshot otherwise).
+    pub fn wants_health(&self) -> bool {
+        let guards = &self.config.guards;
+        (guards.watchdog && (!self.txns.is_empty() || !self.watches.is_empty()))
+            || (guards.breaker_close_after_s.is_some() && !self.leases.open_breakers().is_empty())
+    }
+
     /// Takes the monitoring side's latest health snapshot; later validations judge failure
     /// evidence (`R18`) against it.
     pub fn observe_health(&mut self, health: Health) {
@@ -407,6 +448,10 @@ impl Kernel {
                 .filter(|s| scope.requires_drain(s))
                 .map(str::to_string)
                 .collect();
+            let affected = plan
+                .steps()
+                .map(|(_, a)| upstream_of(graph, a.service().as_str()))
+                .collect();
             for service in &locked {
                 self.locks.insert(service.clone(), id);
             }
@@ -419,6 +464,7 @@ impl Kernel {
                     applied: Vec::new(),
                     locked,
                     hubs,
+                    affected,
                 },
             );
         }
@@ -433,9 +479,11 @@ impl Kernel {
         actuator: &mut A,
     ) -> Vec<(PlanId, Outcome)> {
         let mut finished = Vec::new();
+        self.watch_committed(now, actuator);
         let ids: Vec<PlanId> = self.txns.keys().copied().collect();
         for id in ids {
             let mut txn = self.txns.remove(&id).expect("listed above");
+            self.watch_executing(now, id, &mut txn);
             match self.advance(now, id, &mut txn, actuator) {
                 Some(outcome) => {
                     for service in &txn.locked {
@@ -451,8 +499,73 @@ impl Kernel {
                 }
             }
         }
+        self.close_healed_breakers(now, actuator);
         self.expire_leases(now, actuator);
         finished
+    }
+
+    /// Half-open breakers: a breaker held open by a lease closes once its callee has shown no
+    /// failure for `breaker_close_after_s`, as a circuit breaker's half-open probe would find;
+    /// the lease ends early, journaled as `breaker_closed`.
+    fn close_healed_breakers<A: Actuator + ?Sized>(&mut self, now: VirtualTime, actuator: &mut A) {
+        let (Some(after), Some(health)) = (self.config.guards.breaker_close_after_s, &self.health)
+        else {
+            return;
+        };
+        let open = self.leases.open_breakers();
+        self.callee_healthy_since
+            .retain(|id, _| open.iter().any(|(o, _)| o == id));
+        for (lease, callee) in open {
+            if health.failing(&callee) || health.get(&callee).is_none() {
+                self.callee_healthy_since.remove(&lease);
+                continue;
+            }
+            let since = *self.callee_healthy_since.entry(lease).or_insert(now);
+            if now.since(since) < Duration::from_secs(after) {
+                continue;
+            }
+            let Some(service) = self
+                .leases
+                .due(VirtualTime(u64::MAX))
+                .into_iter()
+                .find(|(l, _)| *l == lease)
+                .map(|(_, s)| s)
+            else {
+                continue;
+            };
+            if self.locks.contains_key(&service) {
+                continue;
+            }
+            let Some(current) = actuator.observe(&service) else {
+                continue;
+            };
+            let op = self.leases.revert(lease, &current).and_then(|r| r.op);
+            if let Some(op) = &op
+                && let Err(error) = actuator.apply(op)
+            {
+                self.journal.append(
+                    now,
+                    lease.plan,
+                    Event::UndoFailed {
+                        step: lease.step,
+                        op: op.clone(),
+                        error,
+                    },
+                );
+                continue;
+            }
+            self.leases.end(lease);
+            self.callee_healthy_since.remove(&lease);
+            self.journal.append(
+                now,
+                lease.plan,
+                Event::BreakerClosed {
+                    step: lease.step,
+                    callee,
+                    op,
+                },
+            );
+        }
     }
 
     /// The earliest time at which polling can make progress without outside change: the nearest
@@ -587,6 +700,11 @@ impl Kernel {
                 Action::CircuitBreak { duration_s, .. } => *duration_s,
                 _ => None,
             });
+            let watch = self
+                .health
+                .as_ref()
+                .filter(|_| self.config.guards.watchdog && class != RollbackClass::Restartable)
+                .map(|health| Watch::new(&txn.affected[step], health, now));
             deadline = deadline.max(now.saturating_add(self.config.timeouts.for_op(&op)));
             txn.applied.push(AppliedStep {
                 step,
@@ -595,6 +713,7 @@ impl Kernel {
                 op,
                 class,
                 lease,
+                watch,
             });
         }
         self.prune_restarts(now);
@@ -802,14 +921,102 @@ impl Kernel {
         Ok(Outcome::Aborted { reason, clean })
     }
 
+    /// The watchdog on an executing plan: a step whose affected services regressed aborts the
+    /// plan (its normal undo takes every reversible step back).
+    fn watch_executing(&mut self, now: VirtualTime, id: PlanId, txn: &mut Txn) {
+        if matches!(txn.phase, Phase::Undoing { .. }) {
+            return;
+        }
+        let (Some(health), cfg) = (&self.health, self.config.guards.watchdog_params) else {
+            return;
+        };
+        let tripped = txn.applied.iter_mut().find_map(|a| {
+            let service = a.watch.as_mut()?.judge(&cfg, health, now)?;
+            Some((a.step, service))
+        });
+        if let Some((step, service)) = tripped {
+            self.journal.append(
+                now,
+                id,
+                Event::WatchdogTripped {
+                    step,
+                    service: service.clone(),
+                },
+            );
+            txn.phase = Phase::Undoing {
+                reason: format!("watchdog: {service} regressed after step {step}"),
+                clean: true,
+                remaining: txn.applied.len(),
+                current: None,
+            };
+        }
+    }
+
+    /// The watchdog on committed steps: a regression reverts the step — through the lease book
+    /// when a lease still holds it, else by its exact undo.
+    fn watch_committed<A: Actuator + ?Sized>(&mut self, now: VirtualTime, actuator: &mut A) {
+        self.watches.retain(|w| !w.watch.expired(now));
+        let Some(health) = &self.health else {
+            return;
+        };
+        let cfg = self.config.guards.watchdog_params;
+        let mut tripped = Vec::new();
+        for (i, w) in self.watches.iter_mut().enumerate() {
+            if let Some(service) = w.watch.judge(&cfg, health, now) {
+                tripped.push((i, service));
+            }
+        }
+        for (i, service) in tripped.into_iter().rev() {
+            let w = self.watches.remove(i);
+            let op = if self.leases.expiry(w.lease).is_some() {
+                let current = actuator.observe(w.undo.as_ref().map_or("", |u| u.service()));
+                let op = current
+                    .and_then(|c| self.leases.revert(w.lease, &c))
+                    .and_then(|r| r.op);
+                self.leases.end(w.lease);
+                op
+            } else {
+                w.undo.clone()
+            };
+            let result = op.as_ref().map(|op| actuator.apply(op)).transpose();
+            self.journal.append(
+                now,
+                w.lease.plan,
+                match result {
+                    Ok(_) => Event::WatchdogUndo {
+                        step: w.lease.step,
+                        service,
+                        op,
+                    },
+                    Err(error) => Event::UndoFailed {
+                        step: w.lease.step,
+                        op: op.expect("an error means an op was applied"),
+                        error,
+                    },
+                },
+            );
+        }
+    }
+
     /// At commit: every step enters the lease book in order, leased ones as holds that expire
-    /// `ttl` after now, the others as permanent changes (see [`crate::lease`]).
+    /// `ttl` after now, the others as permanent changes (see [`crate::lease`]); watched steps
+    /// stay watched for their lease, or the watchdog's window.
     fn arm_leases(&mut self, now: VirtualTime, id: PlanId, txn: &Txn) {
+        let window = Duration::from_secs(self.config.guards.watchdog_params.window_s);
         for applied in &txn.applied {
             let lease = LeaseId {
                 plan: id,
                 step: applied.step,
             };
+            if let Some(mut watch) = applied.watch.clone() {
+                watch.until =
+                    Some(now.saturating_add(applied.lease.map_or(window, |l| l.duration())));
+                self.watches.push(CommittedWatch {
+                    lease,
+                    undo: applied.undo.clone(),
+                    watch,
+                });
+            }
             let expires = applied.lease.map(|ttl| now.saturating_add(ttl.duration()));
             for moot in self
                 .leases
@@ -904,6 +1111,27 @@ impl Kernel {
             self.restarts.pop_front();
         }
     }
+}
+
+/// Every service that calls `service`, transitively, and `service` itself: whose SLOs a step on
+/// it may move.
+fn upstream_of(graph: &DependencyGraph, service: &str) -> Vec<String> {
+    let Some(start) = graph.id(service) else {
+        return vec![service.to_string()];
+    };
+    let mut seen = vec![start];
+    let mut i = 0;
+    while i < seen.len() {
+        for (caller, _) in graph.callers(seen[i]) {
+            if !seen.contains(&caller) {
+                seen.push(caller);
+            }
+        }
+        i += 1;
+    }
+    seen.into_iter()
+        .map(|id| graph.service(id).name.clone())
+        .collect()
 }
 
 enum StageState {

@@ -599,7 +599,9 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
                 Action::Restart { service, .. }
                 | Action::Drain { service, .. }
                 | Action::Scale { service, .. }
-                | Action::CircuitBreak { callee: service, .. } => {
+                | Action::CircuitBreak {
+                    callee: service, ..
+                } => {
                     let s = service.as_str();
                     !h.failing(s)
                         && !group_of(s).is_some_and(|g| g.members.iter().any(|m| h.failing(m)))

@@ -320,7 +320,8 @@ fn r18_acts_only_where_monitoring_shows_failure() {
         "{verdict}"
     );
     // A rollback needs a recent config change, not a failure.
-    let rollback = |s: &str| format!(r#"[[{{"rollback_config": {{"service": "{s}", "version": "v1"}}}}]]"#);
+    let rollback =
+        |s: &str| format!(r#"[[{{"rollback_config": {{"service": "{s}", "version": "v1"}}}}]]"#);
     assert_eq!(judge(&rollback("rate")).rules(), [Rule::NoFailureEvidence]);
     // Without a snapshot (the structural-only kernel) the same plan passes.
     let structural = validate(

@@ -581,7 +581,9 @@ pub fn timeline_svg(d: &RunDetail) -> String {
     const GAP: f64 = 26.0;
     const H2: f64 = 110.0; // p99 panel
     const LANE: f64 = 56.0; // action ticks
-    let total_h = TOP + H1 + GAP + H2 + GAP + LANE + 54.0;
+    const HARM_ROWS: usize = 6;
+    let harm_h = 6.0 + HARM_ROWS as f64 * 13.0; // harm windows
+    let total_h = TOP + H1 + GAP + H2 + GAP + LANE + GAP + harm_h + 54.0;
     let seconds = d.timeline.len().max(1) as f64;
     let x = |t: f64| L + (t.clamp(0.0, seconds) / seconds) * (W - L - R);
     let y1 = |v: f64| TOP + H1 - v.clamp(0.0, 1.0) * H1;
@@ -596,6 +598,8 @@ pub fn timeline_svg(d: &RunDetail) -> String {
     let top2 = TOP + H1 + GAP;
     let y2 = |v: f64| top2 + H2 - (v / p_top).clamp(0.0, 1.0) * H2;
     let lane_top = top2 + H2 + GAP;
+    let harm_top = lane_top + LANE + GAP;
+    let bottom = harm_top + harm_h;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" viewBox=\"0 0 {W} {total_h}\" \
          width=\"{W}\" height=\"{total_h}\" font-family=\"DejaVu Sans, Verdana, sans-serif\" \
@@ -610,7 +614,7 @@ pub fn timeline_svg(d: &RunDetail) -> String {
          fill=\"#fbe3b8\" opacity=\"0.6\"><title>fault window: {} of {} from {} s</title></rect>\
          <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#a0620a\">fault: {} of {}</text>",
         (f1 - f0).max(0.0),
-        lane_top + LANE - TOP,
+        bottom - TOP,
         esc(&d.record.fault),
         esc(&d.target),
         d.fault_start_s,
@@ -619,25 +623,64 @@ pub fn timeline_svg(d: &RunDetail) -> String {
         esc(&d.record.fault),
         esc(&d.target)
     );
-    // Harm windows, labelled with the action that caused them.
-    let mut k = 0usize;
-    for (i, a) in d.record.actions.iter().enumerate() {
-        let Some(h) = &a.harm else { continue };
-        let h0 = x(f64::from(h.start_s));
-        let h1 = x(f64::from(h.start_s + h.duration_s));
-        let ly = TOP + 12.0 + (k % 4) as f64 * 13.0;
-        k += 1;
+    // Harm windows: their union shaded over both panels, and each window as a bar in the harm
+    // lane, labelled with the action that caused it (where the label has room).
+    let harms: Vec<(usize, &experiments::record::ActionBrief, &experiments::harm::Regression)> = d
+        .record
+        .actions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.harm.as_ref().map(|h| (i, a, h)))
+        .collect();
+    let mut union: Vec<(u32, u32)> = harms
+        .iter()
+        .map(|(_, _, h)| (h.start_s, h.start_s + h.duration_s))
+        .collect();
+    union.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in union {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    for (a, b) in merged {
         let _ = write!(
             s,
-            "<g class=\"harm-window\"><rect x=\"{h0:.1}\" y=\"{TOP}\" width=\"{:.1}\" \
-             height=\"{:.1}\" fill=\"#d62728\" opacity=\"0.15\" stroke=\"#d62728\" \
-             stroke-opacity=\"0.6\"/><text x=\"{:.1}\" y=\"{ly:.1}\" fill=\"#a01010\">harm of #{}: \
-             {}</text><title>harm window {}–{} s ({} of {}) caused by action #{} ({})</title></g>",
+            "<rect class=\"harm-shade\" x=\"{:.1}\" y=\"{TOP}\" width=\"{:.1}\" \
+             height=\"{:.1}\" fill=\"#d62728\" opacity=\"0.13\"/>",
+            x(f64::from(a)),
+            (x(f64::from(b)) - x(f64::from(a))).max(1.0),
+            H1 + GAP + H2
+        );
+    }
+    let mut label_end = vec![f64::MIN; HARM_ROWS];
+    for (k, (i, a, h)) in harms.iter().enumerate() {
+        let h0 = x(f64::from(h.start_s));
+        let h1 = x(f64::from(h.start_s + h.duration_s));
+        let row = k % HARM_ROWS;
+        let by = harm_top + 3.0 + row as f64 * 13.0;
+        let label = format!("#{} {}", i + 1, a.kind);
+        let room = h0 > label_end[row];
+        if room {
+            label_end[row] = h0 + 8.0 + label.len() as f64 * 6.2;
+        }
+        let _ = write!(
+            s,
+            "<g class=\"harm-window\"><rect x=\"{h0:.1}\" y=\"{by:.1}\" width=\"{:.1}\" \
+             height=\"11\" fill=\"#f4c6c6\" stroke=\"#d62728\" stroke-width=\"0.8\"/>{}\
+             <title>harm window {}–{} s ({} of {}) caused by action #{} ({})</title></g>",
             (h1 - h0).max(1.0),
-            H1 + GAP + H2,
-            h0 + 3.0,
-            i + 1,
-            esc(&a.kind),
+            if room {
+                format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#8a1010\" font-size=\"10\">{}</text>",
+                    h0 + 3.0,
+                    by + 9.0,
+                    esc(&label)
+                )
+            } else {
+                String::new()
+            },
             h.start_s,
             h.start_s + h.duration_s,
             serde_name(&h.metric),
@@ -655,8 +698,8 @@ pub fn timeline_svg(d: &RunDetail) -> String {
             s,
             "<line x1=\"{xt:.1}\" y1=\"{TOP}\" x2=\"{xt:.1}\" y2=\"{:.1}\" stroke=\"#e5e5e5\"/>\
              <text x=\"{xt:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t}</text>",
-            lane_top + LANE,
-            lane_top + LANE + 14.0
+            bottom,
+            bottom + 14.0
         );
         t += t_step;
     }
@@ -664,7 +707,7 @@ pub fn timeline_svg(d: &RunDetail) -> String {
         s,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">seconds</text>",
         (L + W - R) / 2.0,
-        lane_top + LANE + 30.0
+        bottom + 30.0
     );
     for i in 0..=4 {
         let v = f64::from(i) * 0.25;
@@ -697,15 +740,19 @@ pub fn timeline_svg(d: &RunDetail) -> String {
         "<text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">\
          error rate</text><text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" \
          text-anchor=\"middle\">P99 (ms)</text><text x=\"12\" y=\"{:.1}\" \
-         transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">actions</text>",
+         transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">actions</text>\
+         <text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" \
+         text-anchor=\"middle\">harm</text>",
         TOP + H1 / 2.0,
         TOP + H1 / 2.0,
         top2 + H2 / 2.0,
         top2 + H2 / 2.0,
         lane_top + LANE / 2.0,
         lane_top + LANE / 2.0,
+        harm_top + harm_h / 2.0,
+        harm_top + harm_h / 2.0,
     );
-    for (top, h) in [(TOP, H1), (top2, H2), (lane_top, LANE)] {
+    for (top, h) in [(TOP, H1), (top2, H2), (lane_top, LANE), (harm_top, harm_h)] {
         let _ = write!(
             s,
             "<rect x=\"{L}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"none\" \

@@ -94,7 +94,7 @@ pub fn write(
         &results,
         &output.timelines,
         timings,
-        cfg.online.fault_start_s,
+        (cfg.online.fault_start_s, cfg.online.fault_duration_s),
     )
     .map_err(|e| ReportError::Plot {
         what: "the summary plots".into(),

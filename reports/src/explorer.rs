@@ -160,7 +160,11 @@ fn index(details: &[RunDetail], ids: &[String]) -> String {
         details.len()
     );
     s.push_str(&options("f-app", "app", &set(|d| d.record.app.clone())));
-    s.push_str(&options("f-fault", "fault", &set(|d| d.record.fault.clone())));
+    s.push_str(&options(
+        "f-fault",
+        "fault",
+        &set(|d| d.record.fault.clone()),
+    ));
     s.push_str(&options(
         "f-policy",
         "policy",
@@ -304,7 +308,9 @@ fn incident_page(d: &RunDetail, replay: &str) -> String {
         .filter_map(|(i, a)| a.harm.as_ref().map(|h| (i, a, h)))
         .collect();
     if harms.is_empty() {
-        s.push_str("<p class=\"none\">No harm windows: the oracle found no agent action harmful.</p>");
+        s.push_str(
+            "<p class=\"none\">No harm windows: the oracle found no agent action harmful.</p>",
+        );
     } else {
         s.push_str(
             "<table class=\"harm-windows\"><thead><tr><th>action</th><th>at (s)</th><th>kind</th>\
@@ -625,7 +631,11 @@ pub fn timeline_svg(d: &RunDetail) -> String {
     );
     // Harm windows: their union shaded over both panels, and each window as a bar in the harm
     // lane, labelled with the action that caused it (where the label has room).
-    let harms: Vec<(usize, &experiments::record::ActionBrief, &experiments::harm::Regression)> = d
+    let harms: Vec<(
+        usize,
+        &experiments::record::ActionBrief,
+        &experiments::harm::Regression,
+    )> = d
         .record
         .actions
         .iter()
@@ -764,12 +774,7 @@ pub fn timeline_svg(d: &RunDetail) -> String {
     let line = |f: &dyn Fn(f64) -> f64, val: fn(&experiments::eval::TimelinePoint) -> f64| {
         let mut pts = String::new();
         for p in &d.timeline {
-            let _ = write!(
-                pts,
-                "{:.0},{:.1} ",
-                x(f64::from(p.second) + 0.5),
-                f(val(p))
-            );
+            let _ = write!(pts, "{:.0},{:.1} ", x(f64::from(p.second) + 0.5), f(val(p)));
         }
         pts.trim_end().to_string()
     };

@@ -124,9 +124,13 @@ fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
     let base = EvalConfig::default();
     let differs = |a: serde_json::Result<serde_json::Value>, b| a.ok() != b;
     let mut extra = String::new();
-    if differs(serde_json::to_value(&cfg.online), serde_json::to_value(&base.online).ok())
-        || differs(serde_json::to_value(cfg.llm), serde_json::to_value(base.llm).ok())
-    {
+    if differs(
+        serde_json::to_value(&cfg.online),
+        serde_json::to_value(&base.online).ok(),
+    ) || differs(
+        serde_json::to_value(cfg.llm),
+        serde_json::to_value(base.llm).ok(),
+    ) {
         extra.push_str(&format!(" --config {}", dir.join("config.toml").display()));
     }
     if let Some(t) = &cfg.topology {
@@ -134,4 +138,3 @@ fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
     }
     extra
 }
-

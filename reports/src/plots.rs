@@ -203,7 +203,11 @@ where
                     format!(
                         "{}{}",
                         p.as_str(),
-                        if col == 0 { ": error rate" } else { ": worst path P99" }
+                        if col == 0 {
+                            ": error rate"
+                        } else {
+                            ": worst path P99"
+                        }
                     ),
                     ("sans-serif", 14).into_font().color(&color(p)),
                 );
@@ -241,6 +245,7 @@ where
                     .y_labels(3)
                     .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
                     .x_desc(if last { "time (s)" } else { "" })
+                    .x_label_formatter(&|v| format!("{v:.0}"))
                     .label_style(("sans-serif", 12))
                     .draw()?;
                 decorate!(chart, 0.0, 1.12, 1.04);
@@ -267,8 +272,8 @@ where
                     )))?;
                 }
             } else {
-                let mut chart = builder
-                    .build_cartesian_2d(0f64..seconds, (0.5f64..40_000f64).log_scale())?;
+                let mut chart =
+                    builder.build_cartesian_2d(0f64..seconds, (0.5f64..40_000f64).log_scale())?;
                 chart
                     .configure_mesh()
                     .max_light_lines(0)
@@ -281,6 +286,7 @@ where
                         }
                     })
                     .x_desc(if last { "time (s)" } else { "" })
+                    .x_label_formatter(&|v| format!("{v:.0}"))
                     .label_style(("sans-serif", 12))
                     .draw()?;
                 decorate!(chart, 0.5, 40_000.0, 15_000.0);
@@ -432,9 +438,11 @@ where
         }))?;
         // A zero-height bar is drawn as an explicit marker on the axis, so it reads as 0 and
         // not as a missing bar; every bar is labelled with its integer percentage.
-        chart.draw_series(bars.iter().filter(|(_, x)| x.rate() == 0.0).map(|(x0, _)| {
-            Rectangle::new([(*x0, 0.0), (*x0 + width * 0.9, 0.9)], c.filled())
-        }))?;
+        chart.draw_series(
+            bars.iter()
+                .filter(|(_, x)| x.rate() == 0.0)
+                .map(|(x0, _)| Rectangle::new([(*x0, 0.0), (*x0 + width * 0.9, 0.9)], c.filled())),
+        )?;
         chart.draw_series(bars.iter().map(|(x0, x)| {
             let (_, hi) = x.wilson();
             Text::new(

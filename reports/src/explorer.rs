@@ -249,9 +249,9 @@ fn incident_page(d: &RunDetail, replay: &str) -> String {
         );
     }
     s.push_str("</header>\n");
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<section id=\"replay\"><h2>Replay</h2><pre><code>{}</code></pre></section>\n",
+        "<section id=\"replay\"><h2>Replay</h2><pre><code>{}</code></pre></section>",
         esc(replay)
     );
 
@@ -293,9 +293,9 @@ fn incident_page(d: &RunDetail, replay: &str) -> String {
     }
     s.push_str("</dl></section>\n");
 
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<section id=\"timeline\"><h2>Timeline</h2>{}</section>\n",
+        "<section id=\"timeline\"><h2>Timeline</h2>{}</section>",
         timeline_svg(d)
     );
 
@@ -664,7 +664,7 @@ pub fn timeline_svg(d: &RunDetail) -> String {
             H1 + GAP + H2
         );
     }
-    let mut label_end = vec![f64::MIN; HARM_ROWS];
+    let mut label_end = [f64::MIN; HARM_ROWS];
     for (k, (i, a, h)) in harms.iter().enumerate() {
         let h0 = x(f64::from(h.start_s));
         let h1 = x(f64::from(h.start_s + h.duration_s));

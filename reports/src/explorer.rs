@@ -857,3 +857,19 @@ pub fn timeline_svg(d: &RunDetail) -> String {
     s.push_str("</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{esc, tick_step};
+
+    #[test]
+    fn text_is_escaped_for_html_and_ticks_are_round() {
+        assert_eq!(
+            esc("<a href=\"x\">R1 & 'R2'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;R1 &amp; &#39;R2&#39;&lt;/a&gt;"
+        );
+        assert_eq!(tick_step(390.0, 10.0), 50.0);
+        assert_eq!(tick_step(1.0, 4.0), 0.25);
+        assert_eq!(tick_step(900.0, 3.0), 500.0);
+    }
+}

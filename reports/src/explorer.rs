@@ -216,7 +216,9 @@ fn index(details: &[RunDetail], ids: &[String]) -> String {
             esc_ = yes(r.escalations > 0),
             cls = if r.harmful { " class=\"harmful\"" } else { "" },
             target = esc(&d.target),
-            ttr_v = r.ttr_s.map_or_else(|| "Infinity".to_string(), |t| t.to_string()),
+            ttr_v = r
+                .ttr_s
+                .map_or_else(|| "Infinity".to_string(), |t| t.to_string()),
             ttr = ttr_text(d),
             escs = r.escalations,
             fails = agent_failures(d),

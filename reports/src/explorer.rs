@@ -667,6 +667,8 @@ pub fn timeline_svg(d: &RunDetail) -> String {
         );
     }
     let mut label_end = [f64::MIN; HARM_ROWS];
+    // Labels go on top of every bar, so a later bar does not hide an earlier label.
+    let mut labels = String::new();
     for (k, (i, a, h)) in harms.iter().enumerate() {
         let h0 = x(f64::from(h.start_s));
         let h1 = x(f64::from(h.start_s + h.duration_s));
@@ -676,23 +678,20 @@ pub fn timeline_svg(d: &RunDetail) -> String {
         let room = h0 > label_end[row];
         if room {
             label_end[row] = h0 + 8.0 + label.len() as f64 * 6.2;
+            let _ = write!(
+                labels,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#8a1010\" font-size=\"10\">{}</text>",
+                h0 + 3.0,
+                by + 9.0,
+                esc(&label)
+            );
         }
         let _ = write!(
             s,
             "<g class=\"harm-window\"><rect x=\"{h0:.1}\" y=\"{by:.1}\" width=\"{:.1}\" \
-             height=\"11\" fill=\"#f4c6c6\" stroke=\"#d62728\" stroke-width=\"0.8\"/>{}\
+             height=\"11\" fill=\"#f4c6c6\" stroke=\"#d62728\" stroke-width=\"0.8\"/>\
              <title>harm window {}–{} s ({} of {}) caused by action #{} ({})</title></g>",
             (h1 - h0).max(1.0),
-            if room {
-                format!(
-                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#8a1010\" font-size=\"10\">{}</text>",
-                    h0 + 3.0,
-                    by + 9.0,
-                    esc(&label)
-                )
-            } else {
-                String::new()
-            },
             h.start_s,
             h.start_s + h.duration_s,
             serde_name(&h.metric),
@@ -700,6 +699,9 @@ pub fn timeline_svg(d: &RunDetail) -> String {
             i + 1,
             esc(&a.what)
         );
+    }
+    if !labels.is_empty() {
+        let _ = write!(s, "<g class=\"harm-labels\">{labels}</g>");
     }
     // Axes and grid.
     let t_step = tick_step(seconds, 10.0).max(1.0);

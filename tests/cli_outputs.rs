@@ -189,6 +189,23 @@ fn eval_killed_at_twenty_points_leaves_no_report_or_a_complete_run_never_a_mix()
     let full = t0.elapsed();
     assert_eq!(code, 0, "{err}");
     let narrow = read_manifest(&ref_dir).unwrap().unwrap();
+    // The incident explorer: an index linking each online run's page, which holds the command
+    // that replays the run (with the run's configuration, since TINY is not the default).
+    let index = std::fs::read_to_string(ref_dir.join("explorer/index.html")).unwrap();
+    assert!(
+        index.contains("href=\"incidents/socialNetwork-crash-noop-s1.html\""),
+        "{index}"
+    );
+    let page = std::fs::read_to_string(
+        ref_dir.join("explorer/incidents/socialNetwork-crash-noop-s1.html"),
+    )
+    .unwrap();
+    let replay = format!(
+        "microreboot scenario --app socialNetwork --fault crash --policy noop --seed 1 --config {}",
+        ref_dir.join("config.toml").display()
+    );
+    assert!(page.contains(&replay), "no `{replay}` in {page}");
+    assert!(narrow.files.iter().any(|f| f == "explorer/index.html"));
     let reference_results = std::fs::read(ref_dir.join("results.jsonl")).unwrap();
     let narrow_lines =
         experiments::record::read_results(std::str::from_utf8(&reference_results).unwrap(), "r")

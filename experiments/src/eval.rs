@@ -353,6 +353,32 @@ pub struct EvalOutput {
     pub lines: Vec<ResultLine>,
     /// Timelines of the first seed of the first app, every fault and policy.
     pub timelines: Vec<TimelinePoint>,
+    /// What the incident explorer shows of each online run beyond its result line, in the
+    /// order of the online lines (not part of `results.jsonl`).
+    pub details: Vec<RunDetail>,
+}
+
+/// One online run as the incident explorer shows it: its result line, plus the fault's target,
+/// its per-second timeline, the kernel journal, the incidents (with the kernel's verdicts) and
+/// every action with its targets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunDetail {
+    /// The run's result line.
+    pub record: OnlineRecord,
+    /// The fault's target service.
+    pub target: String,
+    /// When the fault starts, seconds.
+    pub fault_start_s: f64,
+    /// How long it lasts, seconds.
+    pub fault_duration_s: f64,
+    /// Error rate and worst path P99 of every second.
+    pub timeline: Vec<TimelinePoint>,
+    /// The kernel journal.
+    pub journal: Vec<kernel::journal::Record>,
+    /// The incidents opened, with the rule ids of every rejection.
+    pub incidents: Vec<crate::online::IncidentLog>,
+    /// Every action that took effect, with its targets.
+    pub actions: Vec<crate::online::ActionLog>,
 }
 
 #[derive(Debug)]
@@ -478,6 +504,7 @@ pub fn run_eval(
         let r = r?;
         out.lines.extend(r.lines);
         out.timelines.extend(r.timelines);
+        out.details.extend(r.details);
     }
     Ok(out)
 }
@@ -508,6 +535,7 @@ fn run_job(
             )
             .map_err(|e| format!("{} {fault}: {e}", app_spec.name))?
             .spec;
+            let target = fault_spec.target.clone();
             let schedule = faults::FaultSchedule {
                 faults: vec![fault_spec],
             };
@@ -535,7 +563,7 @@ fn run_job(
                           result: &crate::online::OnlineRun,
                           out: &mut EvalOutput| {
                 let judgement = judge(result, app_spec, Some(&noop_series), &cfg.online);
-                out.lines.push(ResultLine::Online(OnlineRecord::new(
+                let record = OnlineRecord::new(
                     provenance.clone(),
                     &app_spec.name,
                     fault,
@@ -544,11 +572,22 @@ fn run_job(
                     factor,
                     result,
                     &judgement,
-                )));
+                );
+                let points = timeline(&app_spec.name, fault, policy, &result.rows);
                 if with_timeline && factor == 1.0 {
-                    out.timelines
-                        .extend(timeline(&app_spec.name, fault, policy, &result.rows));
+                    out.timelines.extend(points.iter().cloned());
                 }
+                out.details.push(RunDetail {
+                    record: record.clone(),
+                    target: target.clone(),
+                    fault_start_s: cfg.online.fault_start_s,
+                    fault_duration_s: cfg.online.fault_duration_s,
+                    timeline: points,
+                    journal: result.journal.records().to_vec(),
+                    incidents: result.incidents.clone(),
+                    actions: result.actions.clone(),
+                });
+                out.lines.push(ResultLine::Online(record));
             };
             for &policy in &cfg.policies {
                 if policy == PolicyKind::Noop {

@@ -8,9 +8,11 @@
 //! * [`plots`] — timelines, harm bars, TTR and latency CDFs, sensitivity curves;
 //! * [`report`] — `REPORT.md`;
 //! * [`timings`] — the wall-clock measurements;
+//! * [`explorer`] — the incident explorer, a static site (`explorer/index.html`);
 //! * [`run_dir`] — crash-safe, self-describing output directories (temporary files renamed into
 //!   place, a manifest naming the run, `REPORT.md` only for a complete run).
 
+pub mod explorer;
 pub mod plots;
 pub mod report;
 pub mod run_dir;
@@ -57,7 +59,8 @@ pub fn timelines_csv(points: &[TimelinePoint]) -> String {
 }
 
 /// Writes everything into the run directory `out`: `results.jsonl`, `timelines.csv`,
-/// `tables/*.csv`, `timings.json`, `config.toml`, the plots and — last, and only once everything
+/// `tables/*.csv`, `timings.json`, `config.toml`, the plots, the incident explorer
+/// (`explorer/`) and — last, and only once everything
 /// else is in place — `REPORT.md`, which completes the run. Returns the files.
 pub fn write(
     mut out: RunDir,
@@ -91,7 +94,7 @@ pub fn write(
         &results,
         &output.timelines,
         timings,
-        cfg.online.fault_start_s,
+        (cfg.online.fault_start_s, cfg.online.fault_duration_s),
     )
     .map_err(|e| ReportError::Plot {
         what: "the summary plots".into(),
@@ -102,6 +105,8 @@ pub fn write(
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     files.extend(plots);
+    let extra = replay_extra(cfg, out.dir());
+    files.extend(explorer::write(&mut out, &output.details, &extra)?);
     let report = report::render(cfg, provenance, &results, timings, &names);
     files.extend(out.finish(Some(("REPORT.md", report.as_bytes())))?);
     Ok(files)
@@ -110,4 +115,26 @@ pub fn write(
 /// The configuration as TOML (what `--config` accepts).
 pub fn toml_text(cfg: &EvalConfig) -> String {
     toml::to_string_pretty(cfg).unwrap_or_else(|e| format!("# not representable as TOML: {e}\n"))
+}
+
+/// What a replay command needs beyond `--app --fault --policy --seed`: the run's configuration
+/// (`dir/config.toml`) when the evaluation's run or LLM parameters are not the defaults
+/// `scenario` uses, and the topology file, if any.
+fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
+    let base = EvalConfig::default();
+    let differs = |a: serde_json::Result<serde_json::Value>, b| a.ok() != b;
+    let mut extra = String::new();
+    if differs(
+        serde_json::to_value(&cfg.online),
+        serde_json::to_value(&base.online).ok(),
+    ) || differs(
+        serde_json::to_value(cfg.llm),
+        serde_json::to_value(base.llm).ok(),
+    ) {
+        extra.push_str(&format!(" --config {}", dir.join("config.toml").display()));
+    }
+    if let Some(t) = &cfg.topology {
+        extra.push_str(&format!(" --topology {t}"));
+    }
+    extra
 }

@@ -84,82 +84,283 @@ macro_rules! both {
     }};
 }
 
-/// One fault's timeline: user-facing error rate and worst path P99 per second, a line per
-/// policy, the fault's start, and each policy's actions as triangles.
+/// An action on a timeline plot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineAction {
+    /// The policy whose run it is in.
+    pub policy: PolicyKind,
+    /// When, seconds.
+    pub at_s: f64,
+    /// ISA or raw-command kind (the tick's colour and the harm window's label).
+    pub kind: String,
+    /// Taken by the human an escalation paged.
+    pub human: bool,
+    /// The harm window it caused, if any: first second and length.
+    pub harm: Option<(u32, u32)>,
+}
+
+impl TimelineAction {
+    /// The actions of a result line.
+    pub fn of(r: &experiments::record::OnlineRecord) -> Vec<TimelineAction> {
+        r.actions
+            .iter()
+            .map(|a| TimelineAction {
+                policy: r.policy,
+                at_s: a.at_s,
+                kind: a.kind.clone(),
+                human: a.actor == experiments::online::Actor::Human,
+                harm: a.harm.as_ref().map(|h| (h.start_s, h.duration_s)),
+            })
+            .collect()
+    }
+}
+
+/// Colours of action kinds, in order of first use (sorted by name).
+const KIND_COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+];
+const FAULT_FILL: RGBColor = RGBColor(251, 227, 184);
+const HARM_FILL: RGBColor = RGBColor(214, 39, 40);
+
+/// Merges overlapping `(start, end)` intervals.
+fn union(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// One fault's timeline as small multiples: a row per policy (error rate left, worst path P99
+/// right, every panel on the same axes), the fault window shaded, harm windows shaded red and
+/// labelled with the kind of action that caused them, actions as ticks coloured by kind (human
+/// actions grey), and a legend.
 fn timeline<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     points: &[&TimelinePoint],
-    actions: &[(PolicyKind, f64)],
-    fault_start_s: f64,
+    actions: &[TimelineAction],
+    (fault_start_s, fault_duration_s): (f64, f64),
 ) -> PlotResult
 where
     DB::ErrorType: 'static,
 {
     let seconds = points.iter().map(|p| p.second + 1).max().unwrap_or(1) as f64;
+    let fault_end = (fault_start_s + fault_duration_s).min(seconds);
     let policies: Vec<PolicyKind> = PolicyKind::ALL
         .into_iter()
         .filter(|p| points.iter().any(|x| x.policy == *p))
         .collect();
-    let root = root.titled(title, ("sans-serif", 22).into_font())?;
-    let (upper, lower) = root.split_vertically(root.dim_in_pixel().1 / 2);
-    let mut err = ChartBuilder::on(&upper)
-        .margin(10)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..seconds, 0f64..1.05f64)?;
-    err.configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("error rate")
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    for &p in &policies {
-        let series = points
+    let kinds: Vec<String> = actions
+        .iter()
+        .filter(|a| !a.human)
+        .map(|a| a.kind.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let kind_color = |k: &str| {
+        kinds
             .iter()
-            .filter(|x| x.policy == p)
-            .map(|x| (f64::from(x.second), x.error_rate));
-        err.draw_series(LineSeries::new(series, color(p).stroke_width(2)))?
-            .label(p.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color(p).stroke_width(3))
-            });
-    }
-    err.draw_series(std::iter::once(PathElement::new(
-        vec![(fault_start_s, 0.0), (fault_start_s, 1.05)],
-        BLACK.stroke_width(1),
-    )))?;
-    err.draw_series(actions.iter().map(|(p, at)| {
-        let row = policies.iter().position(|x| x == p).unwrap_or(0) as f64;
-        TriangleMarker::new((*at, 1.0 - 0.04 * row), 6, color(*p).filled())
-    }))?;
-    legend(&mut err, SeriesLabelPosition::UpperLeft)?;
-    let mut lat = ChartBuilder::on(&lower)
-        .margin(10)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..seconds, (0.5f64..20_000f64).log_scale())?;
-    lat.configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("worst path P99 (ms)")
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    // A second with no successful request has no P99: the line breaks there instead of
-    // dropping to the axis (which would read as fast).
-    for &p in &policies {
+            .position(|x| x == k)
+            .map_or(RGBColor(90, 90, 90), |i| KIND_COLORS[i % KIND_COLORS.len()])
+    };
+    let root = root.titled(title, ("sans-serif", 20).into_font())?;
+    let height = root.dim_in_pixel().1;
+    let (grid, legend_area) = root.split_vertically(height.saturating_sub(46));
+    let rows = policies.len().max(1);
+    let panels = grid.split_evenly((rows, 2));
+    for (row, &p) in policies.iter().enumerate() {
         let own: Vec<&TimelinePoint> = points.iter().copied().filter(|x| x.policy == p).collect();
-        for run in own.split(|x| x.p99_ms <= 0.0).filter(|r| !r.is_empty()) {
-            let series = run.iter().map(|x| (f64::from(x.second), x.p99_ms.max(0.5)));
-            lat.draw_series(LineSeries::new(series, color(p).stroke_width(2)))?;
+        let acts: Vec<&TimelineAction> = actions.iter().filter(|a| a.policy == p).collect();
+        let harm = union(
+            acts.iter()
+                .filter_map(|a| a.harm)
+                .map(|(s, d)| (f64::from(s), f64::from(s + d).min(seconds)))
+                .collect(),
+        );
+        let last = row + 1 == rows;
+        for col in 0..2 {
+            let area = &panels[row * 2 + col];
+            let mut builder = ChartBuilder::on(area);
+            builder
+                .margin_left(6)
+                .margin_right(14)
+                .margin_top(4)
+                .margin_bottom(2)
+                .x_label_area_size(if last { 34 } else { 16 })
+                .y_label_area_size(62)
+                .caption(
+                    format!(
+                        "{}{}",
+                        p.as_str(),
+                        if col == 0 {
+                            ": error rate"
+                        } else {
+                            ": worst path P99"
+                        }
+                    ),
+                    ("sans-serif", 14).into_font().color(&color(p)),
+                );
+            // The y range of each column is shared by every panel; `lo..hi` in plot units.
+            macro_rules! decorate {
+                ($chart:expr, $lo:expr, $hi:expr, $y_top_tick:expr) => {{
+                    let chart = &mut $chart;
+                    let (lo, hi) = ($lo, $hi);
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        [(fault_start_s, lo), (fault_end, hi)],
+                        FAULT_FILL.mix(0.55).filled(),
+                    )))?;
+                    chart.draw_series(harm.iter().map(|&(a, b)| {
+                        Rectangle::new([(a, lo), (b, hi)], HARM_FILL.mix(0.16).filled())
+                    }))?;
+                    // Ticks: a short line at the top of the panel, coloured by kind.
+                    chart.draw_series(acts.iter().map(|a| {
+                        let c = if a.human {
+                            RGBColor(90, 90, 90)
+                        } else {
+                            kind_color(&a.kind)
+                        };
+                        PathElement::new(
+                            vec![(a.at_s, $y_top_tick), (a.at_s, hi)],
+                            c.stroke_width(2),
+                        )
+                    }))?;
+                }};
+            }
+            if col == 0 {
+                let mut chart = builder.build_cartesian_2d(0f64..seconds, 0f64..1.12f64)?;
+                chart
+                    .configure_mesh()
+                    .max_light_lines(0)
+                    .y_labels(3)
+                    .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+                    .x_desc(if last { "time (s)" } else { "" })
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .label_style(("sans-serif", 12))
+                    .draw()?;
+                decorate!(chart, 0.0, 1.12, 1.04);
+                chart.draw_series(LineSeries::new(
+                    own.iter().map(|x| (f64::from(x.second), x.error_rate)),
+                    color(p).stroke_width(2),
+                ))?;
+                // Labels of harm windows: the kind of the action that caused each, where the
+                // previous label leaves room.
+                let mut label_end = f64::MIN;
+                let per_px = seconds / f64::from(area.dim_in_pixel().0.max(1));
+                for a in acts.iter().filter(|a| a.harm.is_some()) {
+                    let (s0, _) = a.harm.unwrap_or_default();
+                    let x0 = f64::from(s0);
+                    if x0 < label_end {
+                        continue;
+                    }
+                    let text = format!("harm: {}", a.kind);
+                    label_end = x0 + (text.len() as f64 * 6.5 + 10.0) * per_px;
+                    chart.draw_series(std::iter::once(Text::new(
+                        text,
+                        (x0 + 2.0 * per_px, 0.98),
+                        ("sans-serif", 11).into_font().color(&RGBColor(150, 20, 20)),
+                    )))?;
+                }
+            } else {
+                let mut chart =
+                    builder.build_cartesian_2d(0f64..seconds, (0.5f64..40_000f64).log_scale())?;
+                chart
+                    .configure_mesh()
+                    .max_light_lines(0)
+                    .y_labels(4)
+                    .y_label_formatter(&|v| {
+                        if *v >= 1000.0 {
+                            format!("{:.0} s", v / 1000.0)
+                        } else {
+                            format!("{v:.0} ms")
+                        }
+                    })
+                    .x_desc(if last { "time (s)" } else { "" })
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .label_style(("sans-serif", 12))
+                    .draw()?;
+                decorate!(chart, 0.5, 40_000.0, 15_000.0);
+                // A second with no successful request has no P99: the line breaks there
+                // instead of dropping to the axis (which would read as fast).
+                for run in own.split(|x| x.p99_ms <= 0.0).filter(|r| !r.is_empty()) {
+                    let series = run.iter().map(|x| (f64::from(x.second), x.p99_ms.max(0.5)));
+                    chart.draw_series(LineSeries::new(series, color(p).stroke_width(2)))?;
+                }
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, 100.0), (seconds, 100.0)],
+                    RED.mix(0.4),
+                )))?;
+            }
         }
     }
-    lat.draw_series(std::iter::once(PathElement::new(
-        vec![(fault_start_s, 0.5), (fault_start_s, 20_000.0)],
-        BLACK,
-    )))?;
-    lat.draw_series(std::iter::once(PathElement::new(
-        vec![(0.0, 100.0), (seconds, 100.0)],
-        RED.mix(0.5),
-    )))?;
+    // Legend.
+    let font = ("sans-serif", 13).into_font();
+    let mut x = 70i32;
+    let y = 18i32;
+    let mut item = |mark: &dyn Fn(i32) -> PlotResult, label: &str| -> PlotResult {
+        mark(x)?;
+        legend_area.draw(&Text::new(label.to_string(), (x + 22, y - 7), font.clone()))?;
+        x += 34 + (label.len() as i32) * 7;
+        Ok(())
+    };
+    item(
+        &|x| {
+            legend_area.draw(&Rectangle::new(
+                [(x, y - 7), (x + 16, y + 5)],
+                FAULT_FILL.filled(),
+            ))?;
+            Ok(())
+        },
+        "fault window",
+    )?;
+    item(
+        &|x| {
+            legend_area.draw(&Rectangle::new(
+                [(x, y - 7), (x + 16, y + 5)],
+                HARM_FILL.mix(0.3).filled(),
+            ))?;
+            Ok(())
+        },
+        "harm window (label: the action's kind)",
+    )?;
+    item(
+        &|x| {
+            legend_area.draw(&PathElement::new(
+                vec![(x, y), (x + 16, y)],
+                RED.mix(0.4).stroke_width(2),
+            ))?;
+            Ok(())
+        },
+        "100 ms",
+    )?;
+    for k in kinds.iter().map(String::as_str).chain(["human (paged)"]) {
+        let c = if k == "human (paged)" {
+            RGBColor(90, 90, 90)
+        } else {
+            kind_color(k)
+        };
+        item(
+            &|x| {
+                legend_area.draw(&PathElement::new(
+                    vec![(x + 8, y - 8), (x + 8, y + 6)],
+                    c.stroke_width(3),
+                ))?;
+                Ok(())
+            },
+            &format!("action: {k}"),
+        )?;
+    }
     Ok(())
 }
 
@@ -199,6 +400,9 @@ where
             }
         })
         .y_desc("incidents with harm (%)")
+        .y_labels(11)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .max_light_lines(0)
         .label_style(("sans-serif", 13))
         .draw()?;
     let palette = [
@@ -230,7 +434,22 @@ where
             let mid = *x0 + width * 0.45;
             PathElement::new(
                 vec![(mid, 100.0 * lo), (mid, 100.0 * hi)],
-                BLACK.stroke_width(2),
+                BLACK.stroke_width(1),
+            )
+        }))?;
+        // A zero-height bar is drawn as an explicit marker on the axis, so it reads as 0 and
+        // not as a missing bar; every bar is labelled with its integer percentage.
+        chart.draw_series(
+            bars.iter()
+                .filter(|(_, x)| x.rate() == 0.0)
+                .map(|(x0, _)| Rectangle::new([(*x0, 0.0), (*x0 + width * 0.9, 0.9)], c.filled())),
+        )?;
+        chart.draw_series(bars.iter().map(|(x0, x)| {
+            let (_, hi) = x.wilson();
+            Text::new(
+                format!("{:.0}", 100.0 * x.rate()),
+                (*x0 + width * 0.1, 100.0 * hi + 4.5),
+                ("sans-serif", 11).into_font(),
             )
         }))?;
     }
@@ -370,17 +589,21 @@ pub fn write_timeline(
     app: &str,
     fault: &str,
     points: &[&TimelinePoint],
-    actions: &[(PolicyKind, f64)],
-    fault_start_s: f64,
+    actions: &[TimelineAction],
+    fault_window: (f64, f64),
 ) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     register_fonts()?;
-    let title =
-        format!("{app}, {fault} fault: user-facing error rate and P99 (triangles: actions)");
+    let title = format!("{app}, {fault} fault: user-facing error rate and worst path P99");
+    let rows = PolicyKind::ALL
+        .into_iter()
+        .filter(|p| points.iter().any(|x| x.policy == *p))
+        .count()
+        .max(1) as u32;
     both!(
         out,
         format!("timeline_{app}_{fault}"),
-        (1200, 800),
-        |root| timeline(&root, &title, points, actions, fault_start_s)
+        (1400, 90 + rows * 150),
+        |root| timeline(&root, &title, points, actions, fault_window)
     )
 }
 
@@ -390,7 +613,7 @@ pub fn write_all(
     results: &Results<'_>,
     timelines: &[TimelinePoint],
     timings: &Timings,
-    fault_start_s: f64,
+    fault_window: (f64, f64),
 ) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     register_fonts()?;
     let mut files = Vec::new();
@@ -410,10 +633,10 @@ pub fn write_all(
             .filter(|r| r.app == app)
             .map(|r| r.seed)
             .min();
-        let actions: Vec<(PolicyKind, f64)> = results
+        let actions: Vec<TimelineAction> = results
             .online_main()
             .filter(|r| r.app == app && r.fault == fault && Some(r.seed) == seed)
-            .flat_map(|r| r.actions.iter().map(move |a| (r.policy, a.at_s)))
+            .flat_map(TimelineAction::of)
             .collect();
         files.extend(write_timeline(
             out,
@@ -421,7 +644,7 @@ pub fn write_all(
             &fault,
             &points,
             &actions,
-            fault_start_s,
+            fault_window,
         )?);
     }
     // Harm bars.

@@ -103,7 +103,8 @@ fn plots_render_with_the_embedded_font() {
     let (mut out, _) =
         reports::run_dir::RunDir::open(dir.path(), "test", "abc", "0", false).unwrap();
     let files =
-        reports::plots::write_all(&mut out, &results, &[], &Timings::default(), 90.0).unwrap();
+        reports::plots::write_all(&mut out, &results, &[], &Timings::default(), (90.0, 900.0))
+            .unwrap();
     let png = files
         .iter()
         .find(|f| f.extension().is_some_and(|e| e == "png"))

@@ -207,18 +207,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         points.extend(timeline(&args.app.app, &args.fault, args.policy, &r.rows));
     }
     let refs: Vec<_> = points.iter().collect();
-    let actions: Vec<(PolicyKind, f64)> = result_ref
-        .actions
-        .iter()
-        .map(|a| (args.policy, a.at_s))
-        .collect();
+    let actions = reports::plots::TimelineAction::of(&record);
     reports::plots::write_timeline(
         &mut out,
         &args.app.app,
         &args.fault,
         &refs,
         &actions,
-        cfg.online.fault_start_s,
+        (cfg.online.fault_start_s, cfg.online.fault_duration_s),
     )
     .map_err(|e| anyhow::anyhow!("plotting the timeline: {e}"))?;
     out.finish(None)?;

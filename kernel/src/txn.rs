@@ -968,10 +968,14 @@ impl Kernel {
         }
         for (i, service) in tripped.into_iter().rev() {
             let w = self.watches.remove(i);
+            // A leased step is taken back through the lease book, so that it composes with
+            // other leases on the same control; a step without a lease by its exact undo.
             let op = if self.leases.expiry(w.lease).is_some() {
-                let current = actuator.observe(w.undo.as_ref().map_or("", |u| u.service()));
-                let op = current
-                    .and_then(|c| self.leases.revert(w.lease, &c))
+                let op = w
+                    .undo
+                    .as_ref()
+                    .and_then(|u| actuator.observe(u.service()))
+                    .and_then(|current| self.leases.revert(w.lease, &current))
                     .and_then(|r| r.op);
                 self.leases.end(w.lease);
                 op

@@ -509,3 +509,132 @@ fn a_hub_restart_finds_its_replicas_drained_at_run_time() {
     assert!(reason.contains("R3 at run time"), "{reason}");
     assert!(actuator.state.get("search").unwrap().restarts.is_empty());
 }
+
+/// A health snapshot where `service` has this error rate and everything else is quiet.
+fn health_with(service: &str, error_rate: f64) -> kernel::Health {
+    let mut h = kernel::Health::new();
+    for s in ["frontend", "search", "geo", "rate", "profile"] {
+        h.set(s, kernel::ServiceHealth::default());
+    }
+    h.set(
+        service,
+        kernel::ServiceHealth {
+            error_rate,
+            slo_violated: error_rate > 0.001,
+            ..kernel::ServiceHealth::default()
+        },
+    );
+    h
+}
+
+/// The watchdog takes back a committed breaker on an edge its caller needs: the caller's
+/// errors rise after the step, so 15 s later (grace 5 s + sustain 10 s, inside harm's 35 s) the
+/// breaker is closed again and the state is exactly what it was before the step.
+#[test]
+fn the_watchdog_undoes_a_breaker_that_makes_its_caller_fail() {
+    let g = graph();
+    let initial = ControlState::from_graph(&g);
+    let mut actuator = MemoryActuator::new(initial.clone());
+    let mut kernel = Kernel::new(KernelConfig::default());
+    kernel.observe_health(health_with("geo", 0.5)); // geo fails: evidence for the breaker
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"circuit_break": {"caller": "search", "callee": "geo", "duration_s": 300}}]]"#,
+        "[]",
+    );
+    assert!(
+        actuator
+            .state
+            .get("search")
+            .unwrap()
+            .open_breakers
+            .contains("geo")
+    );
+    // The caller now fails fast on every request that needs geo.
+    let mut undone_at = None;
+    for s in t + 1..t + 40 {
+        kernel.observe_health(health_with("search", 0.3));
+        kernel.poll(secs(s), &mut actuator);
+        if undone_at.is_none() && events(&kernel).contains(&"watchdog_undo") {
+            undone_at = Some(s);
+        }
+    }
+    let undone_at = undone_at.expect("the watchdog took the breaker back");
+    assert!(undone_at - t <= 16, "after {} s", undone_at - t);
+    assert_eq!(actuator.state, initial, "exactly the pre-step state");
+    assert_eq!(kernel.armed_leases(), 0, "its lease ended with it");
+    assert_eq!(
+        replay(&initial, kernel.journal().records()).unwrap(),
+        actuator.state
+    );
+}
+
+/// A breaker around a crashed service closes once the service has recovered (no failure for
+/// 10 s), instead of staying open for its whole 300 s and failing the callers it shields.
+#[test]
+fn a_half_open_breaker_closes_after_its_callee_recovers() {
+    let g = graph();
+    let initial = ControlState::from_graph(&g);
+    let mut actuator = MemoryActuator::new(initial.clone());
+    let mut kernel = Kernel::new(KernelConfig::default());
+    kernel.observe_health(health_with("rate", 1.0));
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"circuit_break": {"caller": "search", "callee": "rate", "duration_s": 300}}]]"#,
+        "[]",
+    );
+    for s in t + 1..t + 30 {
+        kernel.observe_health(health_with("rate", 1.0)); // still down
+        kernel.poll(secs(s), &mut actuator);
+    }
+    assert!(
+        actuator
+            .state
+            .get("search")
+            .unwrap()
+            .open_breakers
+            .contains("rate")
+    );
+    let healed = t + 30;
+    for s in healed..healed + 12 {
+        kernel.observe_health(health_with("frontend", 0.0)); // rate recovered
+        kernel.poll(secs(s), &mut actuator);
+    }
+    assert_eq!(actuator.state, initial, "closed");
+    assert!(events(&kernel).contains(&"breaker_closed"));
+    assert_eq!(kernel.armed_leases(), 0);
+}
+
+/// With the guards off (the ablation's structural kernel), neither acts.
+#[test]
+fn guards_off_leave_the_breaker_for_its_duration() {
+    let g = graph();
+    let mut actuator = MemoryActuator::new(ControlState::from_graph(&g));
+    let mut cfg = KernelConfig::default();
+    cfg.guards.watchdog = false;
+    cfg.guards.breaker_close_after_s = None;
+    let mut kernel = Kernel::new(cfg);
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"circuit_break": {"caller": "search", "callee": "geo", "duration_s": 300}}]]"#,
+        "[]",
+    );
+    for s in t + 1..t + 100 {
+        kernel.observe_health(health_with("search", 0.3));
+        kernel.poll(secs(s), &mut actuator);
+    }
+    assert!(
+        actuator
+            .state
+            .get("search")
+            .unwrap()
+            .open_breakers
+            .contains("geo")
+    );
+}

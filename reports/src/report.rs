@@ -259,16 +259,27 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
         rate(PolicyKind::Unconstrained),
         rate(PolicyKind::Constrained),
     ) {
+        let structural = rate(PolicyKind::ConstrainedStructural).map_or(String::new(), |s| {
+            format!(
+                " (the same agent behind the structural rules alone: {})",
+                pct(s)
+            )
+        });
         let _ = writeln!(
             w,
-            "- **Online harm**: unconstrained {} and constrained {} here, against the paper's 90% and 0%. Our numbers \
-             come from a simulated LLM whose mistakes are explicit parameters (none tuned to the paper); the \
-             sensitivity table shows how both move with them. The kernel validates structure, not outcomes (DESIGN \
-             §5): a plan that is well-formed, in scope and correctly ordered but semantically wrong — restarting a \
-             healthy cache in scope, a rate limit above the 50% floor that still sheds load, a breaker on an edge the \
-             service needs — passes validation, so constrained harm is not zero by construction.",
+            "- **Online harm**: unconstrained {} and constrained {}{} here, against the paper's 90% and 0%. Our \
+             numbers come from a simulated LLM whose mistakes are explicit parameters (none tuned to the paper); the \
+             sensitivity table shows how both move with them. Structural rules pass a plan that is well-formed, in \
+             scope and ordered but semantically wrong — restarting a healthy cache, a rate limit above the 50% floor \
+             that still sheds load, a breaker on an edge the caller needs. The guards act on what monitoring sees \
+             (DESIGN §5–6): the evidence rule refuses actions on services that show no failure, the SLO watchdog \
+             takes back steps whose affected services regress, and half-open breakers close once the callee \
+             recovers. What still gets through: a step whose regression the watchdog cannot tell from the fault's \
+             own errors within its 15 s (its baseline includes them; the harm rule excludes them by cause tag), and \
+             restarts, which nothing can undo.",
             pct(u),
-            pct(c)
+            pct(c),
+            structural
         );
     }
     let off = results.offline_harm();
@@ -290,7 +301,10 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
              worst-case by design (a disruption fails every caller path for its whole duration), our graphs are \
              synthetic ones calibrated to the published shape statistics rather than the original traces, the \
              incident mix (fault type uniform, root cause by traffic) is ours, and the reconnect storm of an \
-             undrained hub restart ({:.0} s, `offline.hub_storm_s`) is an assumption, not a measurement.",
+             undrained hub restart ({:.0} s, `offline.hub_storm_s`) is an assumption, not a measurement. Offline, \
+             plans are judged with the evidence rule (health derived from the ground truth through the alerting \
+             rule) but not executed as kernel transactions, so the watchdog and half-open breakers do not act there \
+             yet: offline constrained harm is the evidence rule's alone.",
             offline.join("; "),
             cfg.offline.hub_storm_s
         );

@@ -14,6 +14,23 @@ fn social() -> Sim {
     Sim::new(spec, SimConfig::default()).unwrap()
 }
 
+/// Advances the simulation in 250 ms ticks from `t` (µs), polling the kernel, until the first
+/// plan finishes or `limit`; returns its outcome and the time.
+fn run_plan(sim: &mut Sim, kernel: &mut Kernel, mut t: u64, limit: u64) -> (Option<Outcome>, u64) {
+    let mut outcome = None;
+    while outcome.is_none() && t < limit {
+        t += 250_000;
+        sim.run_until(VirtualTime(t)).unwrap();
+        let mut actuator = SimActuator::new(sim, Cause::Action(1));
+        outcome = kernel
+            .poll(VirtualTime(t), &mut actuator)
+            .into_iter()
+            .next()
+            .map(|(_, o)| o);
+    }
+    (outcome, t)
+}
+
 #[test]
 fn a_typed_plan_runs_through_the_kernel_into_the_simulation() {
     let mut sim = social();
@@ -40,18 +57,7 @@ fn a_typed_plan_runs_through_the_kernel_into_the_simulation() {
     let mut kernel = Kernel::new(KernelConfig::default());
     let sub = kernel.submit(sim.now(), plan, &graph, &scope);
     assert!(sub.verdict.accepted(), "{}", sub.verdict);
-    let mut outcome = None;
-    let mut t = 20_000_000;
-    while outcome.is_none() && t < 120_000_000 {
-        t += 250_000;
-        sim.run_until(VirtualTime(t)).unwrap();
-        let mut actuator = SimActuator::new(&mut sim, Cause::Action(1));
-        outcome = kernel
-            .poll(VirtualTime(t), &mut actuator)
-            .into_iter()
-            .next()
-            .map(|(_, o)| o);
-    }
+    let (outcome, t) = run_plan(&mut sim, &mut kernel, 20_000_000, 120_000_000);
     assert_eq!(outcome, Some(Outcome::Committed));
     let done = t as f64 / 1e6;
     assert!(
@@ -227,18 +233,7 @@ fn a_scale_during_a_hang_commits() {
     let mut kernel = Kernel::new(KernelConfig::default());
     let sub = kernel.submit(sim.now(), plan, &graph, &scope);
     assert!(sub.verdict.accepted(), "{}", sub.verdict);
-    let mut outcome = None;
-    let mut t = 20_000_000;
-    while outcome.is_none() && t < 200_000_000 {
-        t += 250_000;
-        sim.run_until(VirtualTime(t)).unwrap();
-        let mut actuator = SimActuator::new(&mut sim, Cause::Action(1));
-        outcome = kernel
-            .poll(VirtualTime(t), &mut actuator)
-            .into_iter()
-            .next()
-            .map(|(_, o)| o);
-    }
+    let (outcome, mut t) = run_plan(&mut sim, &mut kernel, 20_000_000, 200_000_000);
     assert_eq!(
         outcome,
         Some(Outcome::Committed),

@@ -8,7 +8,7 @@ use sim::rng::{self, Stream};
 use sim::spec::AppSpec;
 use sim::turmoil_net::TurmoilNetwork;
 use sim::{Network, ScopeKind, Sim, SimConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -95,9 +95,13 @@ pub struct Args {
     /// Network backend.
     #[arg(long, value_enum, default_value_t = Backend::Des)]
     backend: Backend,
-    /// Output directory (metrics.csv, metrics.jsonl, faults.jsonl).
+    /// Output directory (metrics.csv, metrics.jsonl, faults.jsonl; written atomically, with a
+    /// run manifest; a non-empty directory microreboot did not write is refused).
     #[arg(long, default_value = "reports/out/sim")]
     out: PathBuf,
+    /// Delete the contents of an output directory microreboot did not write before writing.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Builds the fault schedule the arguments ask for.
@@ -144,7 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..SimConfig::default()
     };
     let schedule = schedule(&args, &spec)?;
-    prepare_out(&args.out)?;
     match args.backend {
         Backend::Des => {
             let sim = Sim::new(spec, cfg)?;
@@ -165,17 +168,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Creates the output directory, with a clear error if it cannot be written.
-pub fn prepare_out(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create output directory {}: {e}", dir.display()))?;
-    let probe = dir.join(".write-test");
-    std::fs::write(&probe, b"")
-        .map_err(|e| anyhow::anyhow!("output directory {} is not writable: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 fn finish<N: Network>(
     mut sim: Sim<N>,
     schedule: FaultSchedule,
@@ -187,13 +179,30 @@ fn finish<N: Network>(
     let faults = FaultInjector::new(schedule, rng::stream(args.seed, Stream::Faults));
     let end = VirtualTime((args.duration * 1e6) as u64);
     let faults = run_with_faults(&mut sim, faults, end)?;
-    let write =
+    let settings = format!(
+        "{} seed={} rate={} duration={} backend={:?}",
+        sim.spec().name,
+        args.seed,
+        args.rate,
+        args.duration,
+        args.backend
+    );
+    let (mut out, notes) = reports::run_dir::RunDir::open(
+        &args.out,
+        "sim",
+        &super::eval::commit(),
+        &format!("{:016x}", experiments::fnv1a(settings.as_bytes())),
+        args.force,
+    )?;
+    for note in notes {
+        eprintln!("sim: {note}");
+    }
+    let mut write =
         |name: &str, f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| -> anyhow::Result<()> {
             let mut buf = Vec::new();
             f(&mut buf)?;
-            let path = args.out.join(name);
-            std::fs::write(&path, buf)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+            out.write(name, &buf)?;
+            Ok(())
         };
     write("metrics.csv", &|b| sim.metrics().write_csv(b))?;
     write("metrics.jsonl", &|b| sim.metrics().write_jsonl(b))?;
@@ -204,6 +213,7 @@ fn finish<N: Network>(
         }
         Ok(())
     })?;
+    out.finish(None)?;
     outln!(
         "{} for {} s at {} rps, seed {}, {:?} backend: {} events",
         sim.spec().name,

@@ -264,6 +264,8 @@ pub struct IncidentLlm {
     rng: ChaCha8Rng,
     truth: GroundTruth,
     diagnosis: Diagnosis,
+    /// The diagnosis before any re-plan re-localised it (what both LLM agents draw alike).
+    first_diagnosis: Diagnosis,
     remedy: Remedy,
     mistakes: BTreeSet<Mistake>,
     /// Mistakes drawn before verification (for reports).
@@ -355,6 +357,7 @@ impl IncidentLlm {
             cfg,
             rng,
             truth,
+            first_diagnosis: diagnosis.clone(),
             diagnosis,
             remedy,
             mistakes,
@@ -374,9 +377,14 @@ impl IncidentLlm {
         self.rounds
     }
 
-    /// The diagnosis.
+    /// The diagnosis (after any re-localisation by a re-plan).
     pub fn diagnosis(&self) -> &Diagnosis {
         &self.diagnosis
+    }
+
+    /// The diagnosis the round started with, before any re-plan.
+    pub fn first_diagnosis(&self) -> &Diagnosis {
+        &self.first_diagnosis
     }
 
     /// The remedy family chosen.

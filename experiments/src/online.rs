@@ -593,7 +593,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         if let Some(inc) = incidents.iter_mut().find(|i| i.info.number == number) {
             // The first round's diagnosis and latency; every round's mistakes.
             if inc.log.diagnosis.is_none() {
-                inc.log.diagnosis = Some(llm.diagnosis().clone());
+                inc.log.diagnosis = Some(llm.first_diagnosis().clone());
                 inc.log.decision_latency_s = Some(llm.decision_latency_s());
             }
             inc.log.rounds += 1;

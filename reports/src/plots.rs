@@ -7,6 +7,7 @@ use crate::timings::Timings;
 use agents::PolicyKind;
 use experiments::eval::TimelinePoint;
 use experiments::offline::IndustrialGraph;
+use faults::FaultType;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -368,7 +369,7 @@ where
 pub fn write_timeline(
     out: &mut RunDir,
     app: &str,
-    fault: &str,
+    fault: FaultType,
     points: &[&TimelinePoint],
     actions: &[(PolicyKind, f64)],
     fault_start_s: f64,
@@ -395,9 +396,9 @@ pub fn write_all(
     register_fonts()?;
     let mut files = Vec::new();
     // Timelines of the first seed of the first app.
-    let mut keys: Vec<(String, String)> = timelines
+    let mut keys: Vec<(String, FaultType)> = timelines
         .iter()
-        .map(|p| (p.app.clone(), p.fault.clone()))
+        .map(|p| (p.app.clone(), p.fault))
         .collect();
     keys.dedup();
     for (app, fault) in keys {
@@ -418,7 +419,7 @@ pub fn write_all(
         files.extend(write_timeline(
             out,
             &app,
-            &fault,
+            fault,
             &points,
             &actions,
             fault_start_s,

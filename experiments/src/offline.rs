@@ -330,7 +330,7 @@ impl<'a> Effects<'a> {
         }
         self.up_at.insert(service.to_string(), up);
         let remedy = service == self.truth.root_cause
-            && matches!(self.truth.fault, FaultType::Crash | FaultType::Resource)
+            && self.truth.fault.cured_by_restart()
             && hit.iter().all(|r| self.truth.replicas.contains(r));
         if remedy && fail_until == up {
             return;

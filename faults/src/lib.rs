@@ -141,6 +141,17 @@ impl FaultType {
         FaultType::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
+    /// Whether restarting the hit replicas cures this type (module docs: a crash and a resource
+    /// fault live in the process; a latency or partition fault is outside it, and a misconfig
+    /// is read again at start). The offline effect model reads this; online, the simulator's
+    /// mechanism decides. A match with no catch-all, so a new type must answer.
+    pub fn cured_by_restart(self) -> bool {
+        match self {
+            FaultType::Crash | FaultType::Resource => true,
+            FaultType::Latency | FaultType::Partition | FaultType::Misconfig => false,
+        }
+    }
+
     /// The names, comma-separated, for messages listing the choices.
     pub fn choices() -> String {
         FaultType::ALL.map(FaultType::as_str).join(", ")

@@ -213,9 +213,11 @@ pub fn rule_target(spec: &AppSpec, fault: FaultType) -> Result<(String, Option<S
         )
     };
     match fault {
-        FaultType::Crash | FaultType::Latency | FaultType::Resource => argmax(t.inner_stateless(spec), |i| t.service[i])
-            .map(|i| (name(i), None))
-            .ok_or_else(|| none("stateless service (other than a workload entry)")),
+        FaultType::Crash | FaultType::Latency | FaultType::Resource => {
+            argmax(t.inner_stateless(spec), |i| t.service[i])
+                .map(|i| (name(i), None))
+                .ok_or_else(|| none("stateless service (other than a workload entry)"))
+        }
         FaultType::Misconfig => argmax(t.inner_stateless(spec), |i| {
             // Versions dominate; traffic (< 1e6 calls per request) only breaks ties.
             spec.services[i].config_versions.len() as f64 * 1e6 + t.service[i]
@@ -350,7 +352,12 @@ fn table_target(spec: &AppSpec, fault: FaultType) -> Option<(&'static str, Optio
 
 /// The built-in table's scenario for a built-in application name (no topology needed), or
 /// `None` for another name. Use [`fault_for`] for any topology.
-pub fn scenario_fault(app: &str, fault: FaultType, start_s: f64, duration_s: f64) -> Option<FaultSpec> {
+pub fn scenario_fault(
+    app: &str,
+    fault: FaultType,
+    start_s: f64,
+    duration_s: f64,
+) -> Option<FaultSpec> {
     let spec = crate::load(app, &crate::Deployment::default()).ok()?;
     if !BUILTIN_TARGETS.iter().any(|r| r.app == app) {
         return None;
@@ -426,13 +433,26 @@ mod tests {
         spec.name = "mySocial".into();
         let c = fault_for(&spec, FaultType::Crash, None, 1.0, 2.0).unwrap();
         assert_eq!(c.source, TargetSource::Rule);
-        let c = fault_for(&spec, FaultType::Partition, Some("compose-post-service"), 1.0, 2.0).unwrap();
+        let c = fault_for(
+            &spec,
+            FaultType::Partition,
+            Some("compose-post-service"),
+            1.0,
+            2.0,
+        )
+        .unwrap();
         assert_eq!(c.source, TargetSource::Given);
         assert!(
             matches!(c.spec.kind, FaultKind::Partition { ref dependency } if !dependency.is_empty())
         );
-        let err =
-            fault_for(&spec, FaultType::Partition, Some("post-storage-mongodb"), 1.0, 2.0).unwrap_err();
+        let err = fault_for(
+            &spec,
+            FaultType::Partition,
+            Some("post-storage-mongodb"),
+            1.0,
+            2.0,
+        )
+        .unwrap_err();
         assert!(err.contains("calls no other service"), "{err}");
         let err = fault_for(&spec, FaultType::Crash, Some("nope"), 1.0, 2.0).unwrap_err();
         assert!(err.contains("not a service of mySocial"), "{err}");

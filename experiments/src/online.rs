@@ -22,8 +22,8 @@ use crate::harm::{
 };
 use crate::observe::{Evidence, Monitor, TraceGraph, downstream, symptom};
 use agents::{
-    ClusterView, Diagnosis, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation,
-    Policy, PolicyKind, Proposal, oracle_plan,
+    ClusterView, Diagnosis, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation, Policy,
+    PolicyKind, Proposal, oracle_plan,
 };
 use faults::{FaultEvent, FaultInjector, FaultSchedule, FaultType};
 use kernel::groups::{GroupConfig, Inference};

@@ -48,16 +48,16 @@ fn an_unknown_name_is_refused_listing_every_type() {
     let err = serde_json::from_str::<FaultType>("\"flood\"").unwrap_err();
     assert!(err.to_string().contains("choose from: crash"), "{err}");
     let err = EvalConfig::from_toml("faults = [\"crash\", \"flood\"]", "t.toml").unwrap_err();
-    assert!(err.contains("unknown fault `flood`; choose from: crash"), "{err}");
+    assert!(
+        err.contains("unknown fault `flood`; choose from: crash"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_evaluation_matrix_runs_every_type_by_default_and_names_them_in_toml() {
     assert_eq!(EvalConfig::default().faults, FaultType::ALL.to_vec());
-    let names: Vec<String> = FaultType::ALL
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect();
+    let names: Vec<String> = FaultType::ALL.iter().map(|t| format!("\"{t}\"")).collect();
     let cfg = EvalConfig::from_toml(&format!("faults = [{}]", names.join(", ")), "t.toml").unwrap();
     assert_eq!(cfg.faults, FaultType::ALL.to_vec());
 }
@@ -78,7 +78,11 @@ fn every_type_has_a_scenario_target_rule_and_a_table_entry() {
             rule_target(&spec, t).unwrap_or_else(|e| panic!("{} {t}: {e}", row.app));
             let choice = fault_for(&spec, t, None, 1.0, 2.0).unwrap();
             assert_eq!(choice.source, TargetSource::Table);
-            assert_eq!(choice.spec.kind.fault_type(), t, "the injectable fault says its type");
+            assert_eq!(
+                choice.spec.kind.fault_type(),
+                t,
+                "the injectable fault says its type"
+            );
             assert_eq!(choice.spec.target, target);
         }
     }

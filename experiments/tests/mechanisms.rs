@@ -4,7 +4,6 @@
 //! concurrent plans never share a service, and the whole evaluation is deterministic.
 
 use agents::{LlmConfig, PolicyKind};
-use faults::FaultType;
 use experiments::eval::{EvalConfig, SensitivityConfig, run_eval};
 use experiments::harm::{HarmConfig, Metric, Series, affected_scopes, judge_action};
 use experiments::offline::OfflineConfig;
@@ -13,6 +12,7 @@ use experiments::online::{
 };
 use experiments::parallel::{ParallelConfig, run_pair};
 use experiments::record::{Provenance, read_results, write_results};
+use faults::FaultType;
 use kernel::journal::Event;
 use sim::actuator::{RawActuator, RawCommand};
 use sim::spec::AppSpec;

@@ -1,6 +1,6 @@
 //! Each fault type is injected, observed and retracted; schedules parse and are checked.
 
-use faults::{FaultInjector, FaultType, FaultSchedule, run_with_faults};
+use faults::{FaultInjector, FaultSchedule, FaultType, run_with_faults};
 use kernel::VirtualTime;
 use sim::rng::{self, Stream};
 use sim::{ReplicaState, ScopeKind, Sim, SimConfig};

@@ -396,10 +396,8 @@ pub fn write_all(
     register_fonts()?;
     let mut files = Vec::new();
     // Timelines of the first seed of the first app.
-    let mut keys: Vec<(String, FaultType)> = timelines
-        .iter()
-        .map(|p| (p.app.clone(), p.fault))
-        .collect();
+    let mut keys: Vec<(String, FaultType)> =
+        timelines.iter().map(|p| (p.app.clone(), p.fault)).collect();
     keys.dedup();
     for (app, fault) in keys {
         let points: Vec<&TimelinePoint> = timelines

@@ -3,9 +3,9 @@
 
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
-use faults::FaultType;
 use experiments::online::{Actor, Execution};
 use experiments::record::{GraphRecord, OfflineRecord, OnlineRecord, ParallelRecord, ResultLine};
+use faults::FaultType;
 use kernel::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -315,9 +315,7 @@ impl<'a> Results<'a> {
             *c.faults.entry(r.fault).or_default() += 1;
             if r.ttr_s.is_some() {
                 for a in &r.actions {
-                    *c.remedies
-                        .entry((r.fault, a.kind.clone()))
-                        .or_default() += 1;
+                    *c.remedies.entry((r.fault, a.kind.clone())).or_default() += 1;
                 }
             }
         }

@@ -4,8 +4,8 @@ use crate::summary::{Results, censored_percentile};
 use crate::timings::Timings;
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
-use faults::FaultType;
 use experiments::online::Execution;
+use faults::FaultType;
 use std::fmt::Write as _;
 
 /// A named table.

@@ -5,11 +5,11 @@ use super::eval::parse_policy;
 use super::read_text;
 use super::sim::AppArgs;
 use agents::PolicyKind;
-use faults::FaultType;
 use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
 use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online, run_with};
 use experiments::record::{OnlineRecord, Provenance};
+use faults::FaultType;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -14,44 +14,9 @@ use serde::{Deserialize, Serialize};
 use sim::actuator::RawCommand;
 use std::collections::BTreeSet;
 
-/// The five fault types, as a diagnosis names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultType {
-    /// Crash or hang.
-    Crash,
-    /// Network delay.
-    Latency,
-    /// CPU or memory pressure.
-    Resource,
-    /// Network partition from a dependency.
-    Partition,
-    /// Bad configuration.
-    Misconfig,
-}
-
-impl FaultType {
-    /// All five.
-    pub const ALL: [FaultType; 5] = [
-        FaultType::Crash,
-        FaultType::Latency,
-        FaultType::Resource,
-        FaultType::Partition,
-        FaultType::Misconfig,
-    ];
-
-    /// From the fault crate's type name.
-    pub fn from_name(name: &str) -> Option<FaultType> {
-        match name {
-            "crash" => Some(FaultType::Crash),
-            "latency" => Some(FaultType::Latency),
-            "resource" => Some(FaultType::Resource),
-            "partition" => Some(FaultType::Partition),
-            "misconfig" => Some(FaultType::Misconfig),
-            _ => None,
-        }
-    }
-}
+/// The fault types a diagnosis names: the workspace's one fault vocabulary, owned by the
+/// `faults` crate (re-exported here because a diagnosis and its ground truth speak it).
+pub use faults::FaultType;
 
 /// What really happened (known to the simulator, the oracle and the LLM's error model).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,6 +174,22 @@ pub enum Remedy {
     Break,
 }
 
+impl Remedy {
+    /// The remedy family a competent SRE picks for `fault`; `pick` (uniform in `[0, 1)`)
+    /// chooses among several (a resource fault: restart, scale or rate-limit). A match with no
+    /// catch-all, so a new fault type does not compile until it has a remedy.
+    pub fn for_fault(fault: FaultType, pick: f64) -> Remedy {
+        match fault {
+            FaultType::Crash => Remedy::Restart,
+            FaultType::Latency | FaultType::Partition => Remedy::Drain,
+            FaultType::Resource if pick < 0.5 => Remedy::Restart,
+            FaultType::Resource if pick < 0.8 => Remedy::Scale,
+            FaultType::Resource => Remedy::RateLimit,
+            FaultType::Misconfig => Remedy::Rollback,
+        }
+    }
+}
+
 /// What the planner sees of the system: the trace-derived graph with control-plane facts.
 pub struct View<'a> {
     /// The incident id.
@@ -306,7 +287,8 @@ impl IncidentLlm {
             wrong_root(&truth.root_cause, view, wrong_pick, wrong_index)
         };
         let correct_type = rng.random_bool(cfg.fault_type_accuracy.clamp(0.0, 1.0));
-        let other: usize = rng.random_range(0..4);
+        // One of the other types (as many draws as before for the five: `0..4`).
+        let other: usize = rng.random_range(0..FaultType::ALL.len() - 1);
         let fault = if correct_type {
             truth.fault
         } else {
@@ -314,7 +296,7 @@ impl IncidentLlm {
                 .iter()
                 .filter(|f| **f != truth.fault)
                 .nth(other)
-                .expect("four others")
+                .expect("ALL.len() - 1 others")
         };
         let replicas = if correct_root {
             truth.replicas.clone()
@@ -323,14 +305,7 @@ impl IncidentLlm {
         };
         // Remedy family: what a competent SRE would pick for the named fault type.
         let pick: f64 = rng.random();
-        let remedy = match fault {
-            FaultType::Crash => Remedy::Restart,
-            FaultType::Latency | FaultType::Partition => Remedy::Drain,
-            FaultType::Resource if pick < 0.5 => Remedy::Restart,
-            FaultType::Resource if pick < 0.8 => Remedy::Scale,
-            FaultType::Resource => Remedy::RateLimit,
-            FaultType::Misconfig => Remedy::Rollback,
-        };
+        let remedy = Remedy::for_fault(fault, pick);
         // Planning mistakes, then verification.
         let mut drafted = BTreeSet::new();
         let mut mistakes = BTreeSet::new();

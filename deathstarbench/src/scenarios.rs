@@ -18,7 +18,7 @@
 //! The table applies only when the application has the table's name and every target (and the
 //! partitioned edge) exists in it; otherwise the rule decides, and [`TargetSource`] says which.
 
-use faults::{CrashMode, FAULT_TYPES, FaultKind, FaultSpec, ReplicaPick};
+use faults::{CrashMode, FaultKind, FaultSpec, FaultType, ReplicaPick};
 use kernel::ServiceKind;
 use sim::spec::{AppSpec, Condition};
 
@@ -69,15 +69,14 @@ pub const BUILTIN_TARGETS: [BuiltinTargets; 3] = [
 
 impl BuiltinTargets {
     /// The target (and, for a partition, the dependency) of `fault`.
-    pub fn target(&self, fault: &str) -> Option<(&'static str, Option<&'static str>)> {
-        Some(match fault {
-            "crash" => (self.crash, None),
-            "latency" => (self.latency, None),
-            "resource" => (self.resource, None),
-            "partition" => (self.partition.0, Some(self.partition.1)),
-            "misconfig" => (self.misconfig, None),
-            _ => return None,
-        })
+    pub fn target(&self, fault: FaultType) -> (&'static str, Option<&'static str>) {
+        match fault {
+            FaultType::Crash => (self.crash, None),
+            FaultType::Latency => (self.latency, None),
+            FaultType::Resource => (self.resource, None),
+            FaultType::Partition => (self.partition.0, Some(self.partition.1)),
+            FaultType::Misconfig => (self.misconfig, None),
+        }
     }
 }
 
@@ -203,7 +202,7 @@ fn argmax(
 
 /// The fault-target rule (module docs): the target of `fault` in `spec`, and for a partition
 /// the dependency cut off.
-pub fn rule_target(spec: &AppSpec, fault: &str) -> Result<(String, Option<String>), String> {
+pub fn rule_target(spec: &AppSpec, fault: FaultType) -> Result<(String, Option<String>), String> {
     let t = Traffic::of(spec);
     let name = |i: usize| spec.services[i].name.clone();
     let none = |what: &str| {
@@ -214,16 +213,18 @@ pub fn rule_target(spec: &AppSpec, fault: &str) -> Result<(String, Option<String
         )
     };
     match fault {
-        "crash" | "latency" | "resource" => argmax(t.inner_stateless(spec), |i| t.service[i])
-            .map(|i| (name(i), None))
-            .ok_or_else(|| none("stateless service (other than a workload entry)")),
-        "misconfig" => argmax(t.inner_stateless(spec), |i| {
+        FaultType::Crash | FaultType::Latency | FaultType::Resource => {
+            argmax(t.inner_stateless(spec), |i| t.service[i])
+                .map(|i| (name(i), None))
+                .ok_or_else(|| none("stateless service (other than a workload entry)"))
+        }
+        FaultType::Misconfig => argmax(t.inner_stateless(spec), |i| {
             // Versions dominate; traffic (< 1e6 calls per request) only breaks ties.
             spec.services[i].config_versions.len() as f64 * 1e6 + t.service[i]
         })
         .map(|i| (name(i), None))
         .ok_or_else(|| none("stateless service (other than a workload entry)")),
-        "partition" => {
+        FaultType::Partition => {
             let inner = t.inner_stateless(spec);
             argmax(
                 (0..spec.edges.len()).filter(|&e| {
@@ -237,15 +238,7 @@ pub fn rule_target(spec: &AppSpec, fault: &str) -> Result<(String, Option<String
                 none("request edge between two stateless services (neither a workload entry)")
             })
         }
-        other => Err(unknown_fault(other)),
     }
-}
-
-fn unknown_fault(fault: &str) -> String {
-    format!(
-        "unknown fault `{fault}`; choose one of: {}",
-        FAULT_TYPES.join(", ")
-    )
 }
 
 /// The dependency a partition of `target` cuts off when the user names only the target: its
@@ -274,14 +267,11 @@ fn partition_dependency(spec: &AppSpec, target: usize) -> Result<String, String>
 /// (crash: hang; latency: +200 ms; resource: CPU ×40; misconfig: 100 % of requests fail).
 pub fn fault_for(
     spec: &AppSpec,
-    fault: &str,
+    fault: FaultType,
     target: Option<&str>,
     start_s: f64,
     duration_s: f64,
 ) -> Result<FaultChoice, String> {
-    if !FAULT_TYPES.contains(&fault) {
-        return Err(unknown_fault(fault));
-    }
     let (target, dependency, source) = match target {
         Some(t) => {
             let Some(i) = spec.service_index(t) else {
@@ -295,7 +285,7 @@ pub fn fault_for(
                         .join(", ")
                 ));
             };
-            let dependency = if fault == "partition" {
+            let dependency = if fault == FaultType::Partition {
                 Some(partition_dependency(spec, i)?)
             } else {
                 None
@@ -311,27 +301,27 @@ pub fn fault_for(
         },
     };
     let (replicas, kind) = match fault {
-        "crash" => (
+        FaultType::Crash => (
             ReplicaPick::All,
             FaultKind::Crash {
                 mode: CrashMode::Hang,
             },
         ),
-        "latency" => (ReplicaPick::One, FaultKind::Latency { delay_ms: 200.0 }),
-        "resource" => (
+        FaultType::Latency => (ReplicaPick::One, FaultKind::Latency { delay_ms: 200.0 }),
+        FaultType::Resource => (
             ReplicaPick::All,
             FaultKind::Resource {
                 cpu_factor: 40.0,
                 leak: false,
             },
         ),
-        "partition" => (
+        FaultType::Partition => (
             ReplicaPick::One,
             FaultKind::Partition {
                 dependency: dependency.unwrap_or_default(),
             },
         ),
-        _ => (
+        FaultType::Misconfig => (
             ReplicaPick::All,
             FaultKind::Misconfig { fail_fraction: 1.0 },
         ),
@@ -349,9 +339,9 @@ pub fn fault_for(
 }
 
 /// The table's target when `spec` is a built-in application that still has it.
-fn table_target(spec: &AppSpec, fault: &str) -> Option<(&'static str, Option<&'static str>)> {
+fn table_target(spec: &AppSpec, fault: FaultType) -> Option<(&'static str, Option<&'static str>)> {
     let row = BUILTIN_TARGETS.iter().find(|r| r.app == spec.name)?;
-    let (t, d) = row.target(fault)?;
+    let (t, d) = row.target(fault);
     let ti = spec.service_index(t)?;
     if let Some(d) = d {
         let di = spec.service_index(d)?;
@@ -361,8 +351,13 @@ fn table_target(spec: &AppSpec, fault: &str) -> Option<(&'static str, Option<&'s
 }
 
 /// The built-in table's scenario for a built-in application name (no topology needed), or
-/// `None` for another name or fault type. Use [`fault_for`] for any topology.
-pub fn scenario_fault(app: &str, fault: &str, start_s: f64, duration_s: f64) -> Option<FaultSpec> {
+/// `None` for another name. Use [`fault_for`] for any topology.
+pub fn scenario_fault(
+    app: &str,
+    fault: FaultType,
+    start_s: f64,
+    duration_s: f64,
+) -> Option<FaultSpec> {
     let spec = crate::load(app, &crate::Deployment::default()).ok()?;
     if !BUILTIN_TARGETS.iter().any(|r| r.app == app) {
         return None;
@@ -381,7 +376,7 @@ mod tests {
     fn every_app_has_every_fault_on_an_existing_service_from_the_table() {
         for app in APPS {
             let spec = load(app, &Deployment::default()).unwrap();
-            for fault in FAULT_TYPES {
+            for fault in FaultType::ALL {
                 let c = fault_for(&spec, fault, None, 10.0, 20.0).unwrap();
                 assert_eq!(c.source, TargetSource::Table, "{app}/{fault}");
                 assert!(
@@ -400,8 +395,7 @@ mod tests {
                 }
             }
         }
-        assert!(scenario_fault("nope", "crash", 0.0, 1.0).is_none());
-        assert!(scenario_fault("socialNetwork", "flood", 0.0, 1.0).is_none());
+        assert!(scenario_fault("nope", FaultType::Crash, 0.0, 1.0).is_none());
     }
 
     /// What the rule picks for the built-in apps, against the table: the agreements are
@@ -411,9 +405,9 @@ mod tests {
         let mut agree = Vec::new();
         for row in BUILTIN_TARGETS {
             let spec = load(row.app, &Deployment::default()).unwrap();
-            for fault in FAULT_TYPES {
+            for fault in FaultType::ALL {
                 let rule = rule_target(&spec, fault).unwrap();
-                let (t, d) = row.target(fault).unwrap();
+                let (t, d) = row.target(fault);
                 let same = rule.0 == t && rule.1.as_deref() == d;
                 eprintln!("{} {fault}: table {t} {d:?}, rule {rule:?}", row.app);
                 if same {
@@ -437,19 +431,30 @@ mod tests {
     fn a_renamed_built_in_uses_the_rule_and_a_given_target_needs_no_default() {
         let mut spec = load("socialNetwork", &Deployment::default()).unwrap();
         spec.name = "mySocial".into();
-        let c = fault_for(&spec, "crash", None, 1.0, 2.0).unwrap();
+        let c = fault_for(&spec, FaultType::Crash, None, 1.0, 2.0).unwrap();
         assert_eq!(c.source, TargetSource::Rule);
-        let c = fault_for(&spec, "partition", Some("compose-post-service"), 1.0, 2.0).unwrap();
+        let c = fault_for(
+            &spec,
+            FaultType::Partition,
+            Some("compose-post-service"),
+            1.0,
+            2.0,
+        )
+        .unwrap();
         assert_eq!(c.source, TargetSource::Given);
         assert!(
             matches!(c.spec.kind, FaultKind::Partition { ref dependency } if !dependency.is_empty())
         );
-        let err =
-            fault_for(&spec, "partition", Some("post-storage-mongodb"), 1.0, 2.0).unwrap_err();
+        let err = fault_for(
+            &spec,
+            FaultType::Partition,
+            Some("post-storage-mongodb"),
+            1.0,
+            2.0,
+        )
+        .unwrap_err();
         assert!(err.contains("calls no other service"), "{err}");
-        let err = fault_for(&spec, "crash", Some("nope"), 1.0, 2.0).unwrap_err();
+        let err = fault_for(&spec, FaultType::Crash, Some("nope"), 1.0, 2.0).unwrap_err();
         assert!(err.contains("not a service of mySocial"), "{err}");
-        let err = fault_for(&spec, "flood", None, 1.0, 2.0).unwrap_err();
-        assert!(err.contains("unknown fault `flood`"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge
 use crate::parallel::{ParallelConfig, run_pair};
 use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine};
 use agents::{LlmConfig, PolicyKind};
+use faults::FaultType;
 use indicatif::{ProgressBar, ProgressStyle};
 use kernel::DependencyGraph;
 use rayon::prelude::*;
@@ -57,7 +58,7 @@ pub struct EvalConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
     /// Fault types.
-    pub faults: Vec<String>,
+    pub faults: Vec<FaultType>,
     /// Policies.
     pub policies: Vec<PolicyKind>,
     /// Industrial graphs for the offline experiment.
@@ -81,7 +82,7 @@ impl Default for EvalConfig {
             seeds: 10,
             apps: vec!["socialNetwork".into(), "hotelReservation".into()],
             topology: None,
-            faults: faults::FAULT_TYPES.iter().map(|s| s.to_string()).collect(),
+            faults: FaultType::ALL.to_vec(),
             policies: PolicyKind::ALL.to_vec(),
             graphs: IndustrialGraph::ALL.to_vec(),
             llm: LlmConfig::default(),
@@ -159,14 +160,6 @@ impl EvalConfig {
                 ));
             }
         }
-        for f in &self.faults {
-            if !faults::FAULT_TYPES.contains(&f.as_str()) {
-                return Err(format!(
-                    "unknown fault `{f}`; choose from: {}",
-                    faults::FAULT_TYPES.join(", ")
-                ));
-            }
-        }
         if self.apps.is_empty() || self.faults.is_empty() || self.policies.is_empty() {
             return Err("apps, faults and policies must each name at least one".into());
         }
@@ -177,7 +170,9 @@ impl EvalConfig {
             }
         }
         unique("apps", &self.apps)?;
-        unique("faults", &self.faults)?;
+        // By name, so a repeat reads `"crash"` as it is written in the file.
+        let fault_names: Vec<&str> = self.faults.iter().map(|f| f.as_str()).collect();
+        unique("faults", &fault_names)?;
         unique("policies", &self.policies)?;
         unique("graphs", &self.graphs)?;
         unique("sensitivity.factors", &self.sensitivity.factors)?;
@@ -302,7 +297,7 @@ pub struct TimelinePoint {
     /// Application.
     pub app: String,
     /// Fault.
-    pub fault: String,
+    pub fault: FaultType,
     /// Policy.
     pub policy: PolicyKind,
     /// Second.
@@ -316,7 +311,7 @@ pub struct TimelinePoint {
 /// Aggregates a run's path rows into timeline points.
 pub fn timeline(
     app: &str,
-    fault: &str,
+    fault: FaultType,
     policy: PolicyKind,
     rows: &[sim::SecondStats],
 ) -> Vec<TimelinePoint> {
@@ -333,7 +328,7 @@ pub fn timeline(
     (0..seconds as usize)
         .map(|s| TimelinePoint {
             app: app.to_string(),
-            fault: fault.to_string(),
+            fault,
             policy,
             second: s as u32,
             error_rate: if count[s] == 0 {
@@ -385,7 +380,7 @@ pub struct RunDetail {
 enum Job {
     Cell {
         app: usize,
-        fault: String,
+        fault: FaultType,
         seed: u64,
         seed_index: u32,
     },
@@ -439,7 +434,7 @@ pub fn run_eval(
             for (i, seed) in cfg.seed_list().into_iter().enumerate() {
                 jobs.push(Job::Cell {
                     app: a,
-                    fault: fault.clone(),
+                    fault: *fault,
                     seed,
                     seed_index: i as u32,
                 });
@@ -528,7 +523,7 @@ fn run_job(
             let app_spec = &apps[*app];
             let fault_spec = deathstarbench::fault_for(
                 app_spec,
-                fault,
+                *fault,
                 None,
                 cfg.online.fault_start_s,
                 cfg.online.fault_duration_s,
@@ -566,14 +561,14 @@ fn run_job(
                 let record = OnlineRecord::new(
                     provenance.clone(),
                     &app_spec.name,
-                    fault,
+                    *fault,
                     policy,
                     *seed,
                     factor,
                     result,
                     &judgement,
                 );
-                let points = timeline(&app_spec.name, fault, policy, &result.rows);
+                let points = timeline(&app_spec.name, *fault, policy, &result.rows);
                 if with_timeline && factor == 1.0 {
                     out.timelines.extend(points.iter().cloned());
                 }

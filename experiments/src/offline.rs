@@ -32,7 +32,8 @@
 //! Industrial traces carry no configuration history: every service is given one previous
 //! version (`v1`, running `v2`).
 
-use agents::{FaultType, GroundTruth, IncidentLlm, LlmConfig, PolicyKind, View, oracle_plan};
+use agents::{GroundTruth, IncidentLlm, LlmConfig, PolicyKind, View, oracle_plan};
+use faults::FaultType;
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::{Action, IncidentId, Plan, ReplicaSelector};
 use kernel::validate::{KernelView, validate};
@@ -217,7 +218,7 @@ fn sample_incident(graph: &DependencyGraph, rng: &mut ChaCha8Rng) -> (GroundTrut
     };
     let all: Vec<(ServiceId, u64)> = ids.iter().copied().zip(weights).collect();
     let root = pick_weighted(rng, &all).expect("a non-empty graph");
-    let mut fault = FaultType::ALL[rng.random_range(0..5)];
+    let mut fault = FaultType::ALL[rng.random_range(0..FaultType::ALL.len())];
     let replicas = graph.service(root).replicas;
     let one = vec![rng.random_range(0..replicas)];
     let callees: Vec<(ServiceId, u64)> = graph.callees(root).map(|(c, d)| (c, d.weight)).collect();
@@ -329,7 +330,7 @@ impl<'a> Effects<'a> {
         }
         self.up_at.insert(service.to_string(), up);
         let remedy = service == self.truth.root_cause
-            && matches!(self.truth.fault, FaultType::Crash | FaultType::Resource)
+            && self.truth.fault.cured_by_restart()
             && hit.iter().all(|r| self.truth.replicas.contains(r));
         if remedy && fail_until == up {
             return;

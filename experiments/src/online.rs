@@ -22,10 +22,10 @@ use crate::harm::{
 };
 use crate::observe::{Evidence, Monitor, TraceGraph, downstream, symptom};
 use agents::{
-    ClusterView, Diagnosis, FaultType, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation,
-    Policy, PolicyKind, Proposal, oracle_plan,
+    ClusterView, Diagnosis, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation, Policy,
+    PolicyKind, Proposal, oracle_plan,
 };
-use faults::{FaultEvent, FaultInjector, FaultSchedule};
+use faults::{FaultEvent, FaultInjector, FaultSchedule, FaultType};
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::{IncidentId, Plan};
 use kernel::journal::Event;
@@ -263,7 +263,7 @@ fn scenario_salt(app: &AppSpec, faults: &FaultSchedule) -> u64 {
         text.push('/');
         text.push_str(&f.target);
         text.push(':');
-        text.push_str(f.kind.name());
+        text.push_str(f.kind.fault_type().as_str());
     }
     crate::fnv1a(text.as_bytes())
 }
@@ -272,7 +272,7 @@ fn scenario_salt(app: &AppSpec, faults: &FaultSchedule) -> u64 {
 fn truth_of(spec: &faults::FaultSpec, replicas: &[u32]) -> GroundTruth {
     GroundTruth {
         root_cause: spec.target.clone(),
-        fault: FaultType::from_name(spec.kind.name()).expect("five fault types"),
+        fault: spec.kind.fault_type(),
         replicas: replicas.to_vec(),
         dependency: match &spec.kind {
             faults::FaultKind::Partition { dependency } => Some(dependency.clone()),

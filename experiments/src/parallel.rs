@@ -185,7 +185,7 @@ pub fn run_pair(
                 faults: faults
                     .faults
                     .iter()
-                    .map(|f| format!("{}@{}", f.kind.name(), f.target))
+                    .map(|f| format!("{}@{}", f.kind.fault_type(), f.target))
                     .collect(),
                 ttr_s: judgement.ttr_s,
                 makespan_s: makespan(&result),

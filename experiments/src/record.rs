@@ -4,7 +4,8 @@
 use crate::harm::Regression;
 use crate::offline::{IndustrialGraph, OfflineOutcome};
 use crate::online::{Actor, Judgement, OnlineRun};
-use agents::{FaultType, Mistake, PolicyKind};
+use agents::{Mistake, PolicyKind};
+use faults::FaultType;
 use kernel::journal::Event;
 use kernel::txn::Outcome;
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,7 @@ pub struct OnlineRecord {
     /// Application.
     pub app: String,
     /// Fault type.
-    pub fault: String,
+    pub fault: FaultType,
     /// Policy.
     pub policy: PolicyKind,
     /// Seed.
@@ -91,7 +92,7 @@ impl OnlineRecord {
     pub fn new(
         provenance: Provenance,
         app: &str,
-        fault: &str,
+        fault: FaultType,
         policy: PolicyKind,
         seed: u64,
         error_factor: f64,
@@ -128,7 +129,7 @@ impl OnlineRecord {
         OnlineRecord {
             provenance,
             app: app.to_string(),
-            fault: fault.to_string(),
+            fault,
             policy,
             seed,
             error_factor,
@@ -199,22 +200,6 @@ impl OfflineRecord {
     /// Whether an action was harmful.
     pub fn harmful(&self) -> bool {
         self.outcome.harmful_action.is_some()
-    }
-
-    /// The fault type's name.
-    pub fn fault_name(&self) -> &'static str {
-        fault_name(self.outcome.fault)
-    }
-}
-
-/// A fault type's name as the fault crate spells it.
-pub fn fault_name(f: FaultType) -> &'static str {
-    match f {
-        FaultType::Crash => "crash",
-        FaultType::Latency => "latency",
-        FaultType::Resource => "resource",
-        FaultType::Partition => "partition",
-        FaultType::Misconfig => "misconfig",
     }
 }
 

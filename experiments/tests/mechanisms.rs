@@ -12,6 +12,7 @@ use experiments::online::{
 };
 use experiments::parallel::{ParallelConfig, run_pair};
 use experiments::record::{Provenance, read_results, write_results};
+use faults::FaultType;
 use kernel::journal::Event;
 use sim::actuator::{RawActuator, RawCommand};
 use sim::spec::AppSpec;
@@ -33,7 +34,7 @@ fn short() -> OnlineConfig {
 
 fn run_one(
     app: &AppSpec,
-    fault: &str,
+    fault: FaultType,
     policy: PolicyKind,
     seed: u64,
     llm: LlmConfig,
@@ -63,10 +64,10 @@ fn constrained_agent_never_executes_an_action_the_kernel_rejected() {
     let sloppy = LlmConfig::default().with_error_factor(2.0);
     let (mut rejected, mut executed) = (0, 0);
     for (fault, seed) in [
-        ("crash", 1),
-        ("misconfig", 2),
-        ("latency", 3),
-        ("resource", 4),
+        (FaultType::Crash, 1),
+        (FaultType::Misconfig, 2),
+        (FaultType::Latency, 3),
+        (FaultType::Resource, 4),
     ] {
         let r = run_one(&hotel, fault, PolicyKind::Constrained, seed, sloppy, &cfg);
         let mut accepted: BTreeMap<u64, bool> = BTreeMap::new();
@@ -106,7 +107,7 @@ fn both_llm_agents_receive_the_same_diagnosis_online() {
     for seed in [1, 2] {
         let c = run_one(
             &social,
-            "crash",
+            FaultType::Crash,
             PolicyKind::Constrained,
             seed,
             LlmConfig::default(),
@@ -114,7 +115,7 @@ fn both_llm_agents_receive_the_same_diagnosis_online() {
         );
         let u = run_one(
             &social,
-            "crash",
+            FaultType::Crash,
             PolicyKind::Unconstrained,
             seed,
             LlmConfig::default(),
@@ -132,7 +133,7 @@ fn both_llm_agents_receive_the_same_diagnosis_online() {
 fn the_oracle_causes_no_harm_and_recovers() {
     let hotel = app("hotelReservation");
     let cfg = short();
-    for fault in faults::FAULT_TYPES {
+    for fault in FaultType::ALL {
         let noop = run_one(
             &hotel,
             fault,
@@ -167,7 +168,7 @@ fn noop_never_acts_so_it_never_harms() {
     let cfg = short();
     let r = run_one(
         &social,
-        "resource",
+        FaultType::Resource,
         PolicyKind::Noop,
         3,
         LlmConfig::default(),
@@ -238,7 +239,7 @@ fn tiny() -> EvalConfig {
     EvalConfig {
         seeds: 1,
         apps: vec!["hotelReservation".into()],
-        faults: vec!["crash".into(), "misconfig".into()],
+        faults: vec![FaultType::Crash, FaultType::Misconfig],
         policies: vec![
             PolicyKind::Noop,
             PolicyKind::Unconstrained,
@@ -303,7 +304,7 @@ fn a_real_models_refused_replies_are_journaled_and_in_the_incident_log() {
     let cfg = short();
     let f = deathstarbench::scenario_fault(
         "hotelReservation",
-        "crash",
+        FaultType::Crash,
         cfg.fault_start_s,
         cfg.fault_duration_s,
     )

@@ -79,20 +79,130 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// The type's name (`crash`, `latency`, `resource`, `partition`, `misconfig`).
-    pub fn name(&self) -> &'static str {
+    /// The type of this fault, without its parameters: what a diagnosis names, what the
+    /// evaluation matrix and the records list.
+    pub fn fault_type(&self) -> FaultType {
         match self {
-            FaultKind::Crash { .. } => "crash",
-            FaultKind::Latency { .. } => "latency",
-            FaultKind::Resource { .. } => "resource",
-            FaultKind::Partition { .. } => "partition",
-            FaultKind::Misconfig { .. } => "misconfig",
+            FaultKind::Crash { .. } => FaultType::Crash,
+            FaultKind::Latency { .. } => FaultType::Latency,
+            FaultKind::Resource { .. } => FaultType::Resource,
+            FaultKind::Partition { .. } => FaultType::Partition,
+            FaultKind::Misconfig { .. } => FaultType::Misconfig,
         }
     }
 }
 
-/// The five type names, in DESIGN order.
-pub const FAULT_TYPES: [&str; 5] = ["crash", "latency", "resource", "partition", "misconfig"];
+/// A fault type without its parameters — the one vocabulary of fault types in the workspace.
+///
+/// The scenario rules (`deathstarbench`), the LLM's diagnosis and remedy (`agents`), the
+/// evaluation matrix, its records and the offline draws (`experiments`), the tables (`reports`)
+/// and the command line all use this enum, so that a new fault type is added here (and in
+/// [`FaultKind`], with its mechanism) and every consumer that must handle it fails to compile
+/// until it does. Names are lowercase everywhere — serde, [`fmt::Display`], [`str::FromStr`] —
+/// and they are the strings committed results carry, so they never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultType {
+    /// Crash or hang.
+    Crash,
+    /// Network delay.
+    Latency,
+    /// CPU or memory pressure.
+    Resource,
+    /// Network partition from a dependency.
+    Partition,
+    /// Bad configuration.
+    Misconfig,
+}
+
+impl FaultType {
+    /// Every type, in DESIGN order. Offline draws index this array, so a new type goes last:
+    /// the draws of the existing types then stay as they are for the earlier indices.
+    pub const ALL: [FaultType; 5] = [
+        FaultType::Crash,
+        FaultType::Latency,
+        FaultType::Resource,
+        FaultType::Partition,
+        FaultType::Misconfig,
+    ];
+
+    /// The name (`crash`, `latency`, `resource`, `partition`, `misconfig`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultType::Crash => "crash",
+            FaultType::Latency => "latency",
+            FaultType::Resource => "resource",
+            FaultType::Partition => "partition",
+            FaultType::Misconfig => "misconfig",
+        }
+    }
+
+    /// The type called `name`, if any (see [`str::FromStr`] for an error listing the choices).
+    pub fn from_name(name: &str) -> Option<FaultType> {
+        FaultType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether restarting the hit replicas cures this type (module docs: a crash and a resource
+    /// fault live in the process; a latency or partition fault is outside it, and a misconfig
+    /// is read again at start). The offline effect model reads this; online, the simulator's
+    /// mechanism decides. A match with no catch-all, so a new type must answer.
+    pub fn cured_by_restart(self) -> bool {
+        match self {
+            FaultType::Crash | FaultType::Resource => true,
+            FaultType::Latency | FaultType::Partition | FaultType::Misconfig => false,
+        }
+    }
+
+    /// The names, comma-separated, for messages listing the choices.
+    pub fn choices() -> String {
+        FaultType::ALL.map(FaultType::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for FaultType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown fault type name; its message lists the valid ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownFaultType(pub String);
+
+impl fmt::Display for UnknownFaultType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown fault `{}`; choose from: {}",
+            self.0,
+            FaultType::choices()
+        )
+    }
+}
+
+impl std::error::Error for UnknownFaultType {}
+
+impl std::str::FromStr for FaultType {
+    type Err = UnknownFaultType;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        FaultType::from_name(name).ok_or_else(|| UnknownFaultType(name.to_string()))
+    }
+}
+
+impl Serialize for FaultType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Hand-written (not derived) so that a configuration or an LLM response naming an unknown
+/// type gets the same message, listing the choices, as the command line.
+impl<'de> Deserialize<'de> for FaultType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Which replicas a fault hits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +249,7 @@ impl FaultSpec {
 
 impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {}", self.kind.name(), self.target)?;
+        write!(f, "{} on {}", self.kind.fault_type(), self.target)?;
         match &self.kind {
             FaultKind::Crash { mode } => write!(f, " ({mode:?})")?,
             FaultKind::Latency { delay_ms } => write!(f, " (+{delay_ms} ms)")?,
@@ -174,7 +284,7 @@ impl FaultSchedule {
     /// sane.
     pub fn check<N: Network>(&self, sim: &Sim<N>) -> Result<(), String> {
         for (i, f) in self.faults.iter().enumerate() {
-            let at = |m: String| format!("faults[{i}] ({}): {m}", f.kind.name());
+            let at = |m: String| format!("faults[{i}] ({}): {m}", f.kind.fault_type());
             let replicas = sim
                 .replica_count(&f.target)
                 .map_err(|e| at(e.to_string()))?;

@@ -1,6 +1,6 @@
 //! Each fault type is injected, observed and retracted; schedules parse and are checked.
 
-use faults::{FAULT_TYPES, FaultInjector, FaultSchedule, run_with_faults};
+use faults::{FaultInjector, FaultSchedule, FaultType, run_with_faults};
 use kernel::VirtualTime;
 use sim::rng::{self, Stream};
 use sim::{ReplicaState, ScopeKind, Sim, SimConfig};
@@ -22,7 +22,7 @@ fn errors(sim: &Sim, from: u32, to: u32) -> u64 {
 
 #[test]
 fn every_fault_type_hurts_while_active_and_is_retracted() {
-    for fault in FAULT_TYPES {
+    for fault in FaultType::ALL {
         let spec = deathstarbench::scenario_fault("socialNetwork", fault, 10.0, 30.0).unwrap();
         let target = spec.target.clone();
         let mut sim = social();

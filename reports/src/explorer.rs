@@ -163,7 +163,7 @@ fn index(details: &[RunDetail], ids: &[String]) -> String {
     s.push_str(&options(
         "f-fault",
         "fault",
-        &set(|d| d.record.fault.clone()),
+        &set(|d| d.record.fault.to_string()),
     ));
     s.push_str(&options(
         "f-policy",
@@ -208,7 +208,7 @@ fn index(details: &[RunDetail], ids: &[String]) -> String {
              <td data-v=\"{ttr_v}\">{ttr}</td><td data-v=\"{escs}\">{escs}</td><td>{fails}</td></tr>",
             id = esc(id),
             app = esc(&r.app),
-            fault = esc(&r.fault),
+            fault = esc(r.fault.as_str()),
             policy = esc(&policy),
             seed = r.seed,
             factor = r.error_factor,
@@ -623,12 +623,12 @@ pub fn timeline_svg(d: &RunDetail) -> String {
          <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#a0620a\">fault: {} of {}</text>",
         (f1 - f0).max(0.0),
         bottom - TOP,
-        esc(&d.record.fault),
+        esc(d.record.fault.as_str()),
         esc(&d.target),
         d.fault_start_s,
         f0 + 3.0,
         TOP - 8.0,
-        esc(&d.record.fault),
+        esc(d.record.fault.as_str()),
         esc(&d.target)
     );
     // Harm windows: their union shaded over both panels, and each window as a bar in the harm

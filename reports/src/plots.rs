@@ -7,6 +7,7 @@ use crate::timings::Timings;
 use agents::PolicyKind;
 use experiments::eval::TimelinePoint;
 use experiments::offline::IndustrialGraph;
+use faults::FaultType;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -587,7 +588,7 @@ where
 pub fn write_timeline(
     out: &mut RunDir,
     app: &str,
-    fault: &str,
+    fault: FaultType,
     points: &[&TimelinePoint],
     actions: &[TimelineAction],
     fault_window: (f64, f64),
@@ -618,10 +619,8 @@ pub fn write_all(
     register_fonts()?;
     let mut files = Vec::new();
     // Timelines of the first seed of the first app.
-    let mut keys: Vec<(String, String)> = timelines
-        .iter()
-        .map(|p| (p.app.clone(), p.fault.clone()))
-        .collect();
+    let mut keys: Vec<(String, FaultType)> =
+        timelines.iter().map(|p| (p.app.clone(), p.fault)).collect();
     keys.dedup();
     for (app, fault) in keys {
         let points: Vec<&TimelinePoint> = timelines
@@ -641,7 +640,7 @@ pub fn write_all(
         files.extend(write_timeline(
             out,
             &app,
-            &fault,
+            fault,
             &points,
             &actions,
             fault_window,

@@ -5,6 +5,7 @@ use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
 use experiments::online::{Actor, Execution};
 use experiments::record::{GraphRecord, OfflineRecord, OnlineRecord, ParallelRecord, ResultLine};
+use faults::FaultType;
 use kernel::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -131,14 +132,14 @@ impl<'a> Results<'a> {
     }
 
     /// Fault types present, in DESIGN order.
-    pub fn faults(&self) -> Vec<&'static str> {
-        let present: BTreeSet<&str> = self
+    pub fn faults(&self) -> Vec<FaultType> {
+        let present: BTreeSet<FaultType> = self
             .online
             .iter()
-            .map(|r| r.fault.as_str())
-            .chain(self.offline.iter().map(|r| r.fault_name()))
+            .map(|r| r.fault)
+            .chain(self.offline.iter().map(|r| r.outcome.fault))
             .collect();
-        faults::FAULT_TYPES
+        FaultType::ALL
             .into_iter()
             .filter(|f| present.contains(f))
             .collect()
@@ -148,7 +149,7 @@ impl<'a> Results<'a> {
     pub fn online_harm(&self) -> BTreeMap<(PolicyKind, String), Proportion> {
         let mut t: BTreeMap<(PolicyKind, String), Proportion> = BTreeMap::new();
         for r in self.online_main() {
-            for key in [r.fault.clone(), "all".to_string()] {
+            for key in [r.fault.to_string(), "all".to_string()] {
                 t.entry((r.policy, key)).or_default().add(r.harmful);
             }
         }
@@ -170,7 +171,7 @@ impl<'a> Results<'a> {
     pub fn offline_harm(&self) -> BTreeMap<(IndustrialGraph, PolicyKind, String), Proportion> {
         let mut t: BTreeMap<(IndustrialGraph, PolicyKind, String), Proportion> = BTreeMap::new();
         for r in self.offline_main() {
-            for key in [r.fault_name().to_string(), "all".to_string()] {
+            for key in [r.outcome.fault.to_string(), "all".to_string()] {
                 t.entry((r.graph, r.outcome.policy, key))
                     .or_default()
                     .add(r.harmful());
@@ -183,7 +184,7 @@ impl<'a> Results<'a> {
     pub fn ttr(&self) -> BTreeMap<(PolicyKind, String), Vec<Option<f64>>> {
         let mut t: BTreeMap<(PolicyKind, String), Vec<Option<f64>>> = BTreeMap::new();
         for r in self.online_main() {
-            for key in [r.fault.clone(), "all".to_string()] {
+            for key in [r.fault.to_string(), "all".to_string()] {
                 t.entry((r.policy, key)).or_default().push(r.ttr_s);
             }
         }
@@ -311,17 +312,15 @@ impl<'a> Results<'a> {
             c.rollbacks += r.rollbacks;
             c.lease_expiries += r.lease_expiries;
             c.aborted_plans += r.plans_aborted;
-            *c.faults.entry(r.fault.clone()).or_default() += 1;
+            *c.faults.entry(r.fault).or_default() += 1;
             if r.ttr_s.is_some() {
                 for a in &r.actions {
-                    *c.remedies
-                        .entry((r.fault.clone(), a.kind.clone()))
-                        .or_default() += 1;
+                    *c.remedies.entry((r.fault, a.kind.clone())).or_default() += 1;
                 }
             }
         }
         for r in &self.offline {
-            *c.faults.entry(r.fault_name().to_string()).or_default() += 1;
+            *c.faults.entry(r.outcome.fault).or_default() += 1;
         }
         c
     }
@@ -372,9 +371,9 @@ pub struct Coverage {
     /// Aborted plans.
     pub aborted_plans: u32,
     /// Runs or incidents per fault type.
-    pub faults: BTreeMap<String, u32>,
+    pub faults: BTreeMap<FaultType, u32>,
     /// Actions applied in recovered online runs, per fault type × action kind.
-    pub remedies: BTreeMap<(String, String), u32>,
+    pub remedies: BTreeMap<(FaultType, String), u32>,
 }
 
 impl Coverage {
@@ -386,8 +385,8 @@ impl Coverage {
             .filter(|(_, n)| **n == 0)
             .map(|(r, _)| format!("rule {} never fired", r.id()))
             .collect();
-        for f in faults::FAULT_TYPES {
-            if self.faults.get(f).copied().unwrap_or(0) == 0 {
+        for f in FaultType::ALL {
+            if self.faults.get(&f).copied().unwrap_or(0) == 0 {
                 gaps.push(format!("fault type {f} never injected"));
             }
         }

@@ -5,6 +5,7 @@ use crate::timings::Timings;
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
 use experiments::online::Execution;
+use faults::FaultType;
 use std::fmt::Write as _;
 
 /// A named table.
@@ -62,7 +63,7 @@ pub fn paper_harm(policy: PolicyKind, online: bool) -> &'static str {
 }
 
 /// The fault columns of a table, then the "all" column.
-fn with_all(faults: &[&str]) -> impl Iterator<Item = String> {
+fn with_all(faults: &[FaultType]) -> impl Iterator<Item = String> {
     faults
         .iter()
         .map(|f| f.to_string())
@@ -77,7 +78,7 @@ fn fmt_s(x: Option<f64>) -> String {
 pub fn harm_online(r: &Results<'_>) -> Table {
     let faults = r.faults();
     let mut header = vec!["policy"];
-    header.extend(faults.iter().copied());
+    header.extend(faults.iter().map(|f| f.as_str()));
     header.extend(["all", "worse than noop", "paper"]);
     let mut t = Table::new("harm_online", &header);
     let harm = r.online_harm();
@@ -101,7 +102,7 @@ pub fn harm_online(r: &Results<'_>) -> Table {
 pub fn harm_offline(r: &Results<'_>) -> Table {
     let faults = r.faults();
     let mut header = vec!["graph", "policy"];
-    header.extend(faults.iter().copied());
+    header.extend(faults.iter().map(|f| f.as_str()));
     header.extend(["all", "paper"]);
     let mut t = Table::new("harm_offline", &header);
     let harm = r.offline_harm();
@@ -125,7 +126,7 @@ pub fn harm_offline(r: &Results<'_>) -> Table {
 pub fn ttr(r: &Results<'_>) -> Table {
     let faults = r.faults();
     let mut header = vec!["policy"];
-    header.extend(faults.iter().copied());
+    header.extend(faults.iter().map(|f| f.as_str()));
     header.push("all");
     let mut t = Table::new("ttr", &header);
     let ttr = r.ttr();
@@ -370,7 +371,10 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
     ]);
     t.rows
         .push(vec!["plans aborted".into(), c.aborted_plans.to_string()]);
-    for (f, n) in &c.faults {
+    // By name, as the committed coverage tables have always listed them.
+    let mut injected: Vec<(&FaultType, &u32)> = c.faults.iter().collect();
+    injected.sort_by_key(|(f, _)| f.as_str());
+    for (f, n) in injected {
         t.rows.push(vec![
             format!("fault {f} injected (runs + offline incidents)"),
             n.to_string(),
@@ -385,7 +389,7 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
         for k in &kinds {
             row.push(
                 c.remedies
-                    .get(&(f.to_string(), (*k).clone()))
+                    .get(&(f, (*k).clone()))
                     .copied()
                     .unwrap_or(0)
                     .to_string(),

@@ -5,6 +5,7 @@ use super::read_text;
 use agents::PolicyKind;
 use experiments::eval::{EvalConfig, run_eval};
 use experiments::record::Provenance;
+use faults::FaultType;
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
 use reports::summary::Results;
@@ -45,7 +46,7 @@ pub struct Args {
     topology: Option<PathBuf>,
     /// Fault types, comma-separated (crash, latency, resource, partition, misconfig).
     #[arg(long, value_delimiter = ',')]
-    faults: Option<Vec<String>>,
+    faults: Option<Vec<FaultType>>,
     /// Policies, comma-separated (noop, auto-restart, naive-microreboot, unconstrained,
     /// constrained, oracle).
     #[arg(long, value_delimiter = ',', value_parser = parse_policy)]
@@ -253,9 +254,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Coverage is a property of the whole matrix: a run narrowed to some faults or policies
     // cannot exercise everything, so there a gap is only reported.
     let gaps = Results::new(&output.lines).coverage().gaps();
-    let full_matrix = faults::FAULT_TYPES
-        .iter()
-        .all(|f| cfg.faults.iter().any(|g| g == f))
+    let full_matrix = FaultType::ALL.iter().all(|f| cfg.faults.contains(f))
         && PolicyKind::ALL.iter().all(|p| cfg.policies.contains(p));
     if gaps.is_empty() {
         Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
 use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online, run_with};
 use experiments::record::{OnlineRecord, Provenance};
+use faults::FaultType;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,7 +20,7 @@ pub struct Args {
     /// Fault type: crash, latency, resource, partition or misconfig (target: the built-in table
     /// or the fault-target rule, docs/faults.md).
     #[arg(long)]
-    fault: String,
+    fault: FaultType,
     /// Override the fault's target service (for a partition: the caller).
     #[arg(long)]
     target: Option<String>,
@@ -110,12 +111,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.topology = Some(path.display().to_string());
     }
     cfg.apps = vec![args.app.app.clone()];
-    cfg.faults = vec![args.fault.clone()];
+    cfg.faults = vec![args.fault];
     cfg.check().map_err(|e| anyhow::anyhow!(e))?;
     let app = args.app.load()?;
     let choice = deathstarbench::fault_for(
         &app,
-        &args.fault,
+        args.fault,
         args.target.as_deref(),
         cfg.online.fault_start_s,
         cfg.online.fault_duration_s,
@@ -171,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let record = OnlineRecord::new(
         provenance,
         &args.app.app,
-        &args.fault,
+        args.fault,
         args.policy,
         args.seed,
         1.0,
@@ -202,16 +203,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         faults_log.push(b'\n');
     }
     write("faults.jsonl", faults_log)?;
-    let mut points = timeline(&args.app.app, &args.fault, PolicyKind::Noop, &noop.rows);
+    let mut points = timeline(&args.app.app, args.fault, PolicyKind::Noop, &noop.rows);
     if let Some(r) = &result {
-        points.extend(timeline(&args.app.app, &args.fault, args.policy, &r.rows));
+        points.extend(timeline(&args.app.app, args.fault, args.policy, &r.rows));
     }
     let refs: Vec<_> = points.iter().collect();
     let actions = reports::plots::TimelineAction::of(&record);
     reports::plots::write_timeline(
         &mut out,
         &args.app.app,
-        &args.fault,
+        args.fault,
         &refs,
         &actions,
         (cfg.online.fault_start_s, cfg.online.fault_duration_s),
@@ -243,7 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             outln!(
                 "  diagnosis: {} {} (root correct: {}), mistakes left: [{}]",
                 d.root_cause,
-                serde_name(&d.fault),
+                d.fault,
                 d.correct_root,
                 inc.mistakes
                     .iter()

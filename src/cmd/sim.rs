@@ -2,7 +2,7 @@
 //! written out as per-second metrics.
 
 use super::read_text;
-use faults::{FaultInjector, FaultSchedule, run_with_faults};
+use faults::{FaultInjector, FaultSchedule, FaultType, run_with_faults};
 use kernel::VirtualTime;
 use sim::rng::{self, Stream};
 use sim::spec::AppSpec;
@@ -113,10 +113,14 @@ fn schedule(args: &Args, app_spec: &sim::spec::AppSpec) -> anyhow::Result<FaultS
     if args.fault == "none" {
         return Ok(FaultSchedule::default());
     }
+    let fault: FaultType = args
+        .fault
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e} (or none)"))?;
     // A given target needs no default: the default lookup only runs without one.
     let choice = deathstarbench::fault_for(
         app_spec,
-        &args.fault,
+        fault,
         args.target.as_deref(),
         args.fault_start,
         args.fault_duration,

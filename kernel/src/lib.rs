@@ -8,10 +8,14 @@
 //!    [`RecoveryScope`] and its own state (locks, restart budget) — see [`validate`]. Validation is
 //!    structural, not predictive: it checks scope, ordering, drains around hub restarts, replica
 //!    bounds, rate-limit floors, lease coverage and size limits, and names *every* violated rule
-//!    with a stable id ([`Rule`]);
+//!    with a stable id ([`Rule`]). With a health snapshot from the monitoring side
+//!    ([`Kernel::observe_health`], [`health`]) it also refuses actions on services that show no
+//!    failure (`R18-no-failure-evidence`);
 //! 2. **executes** an accepted plan as a transaction ([`txn::Kernel`]) through an [`Actuator`],
 //!    stage by stage, checking each step's post-condition before moving on, and on any failure
-//!    undoing reversible steps and compensating compensatable ones in reverse order;
+//!    undoing reversible steps and compensating compensatable ones in reverse order. While a
+//!    step's effect lasts, the SLO [`watchdog`] takes it back if the services it affects regress,
+//!    and a breaker held open closes once its callee recovers (half-open);
 //! 3. **journals** every proposal, verdict, step, check, undo and commit/abort as append-only JSON
 //!    lines ([`journal`]), from which an auditor can replay the control-plane state.
 //!

@@ -147,14 +147,19 @@ mod tests {
         h
     }
 
-    #[test]
-    fn a_sustained_regression_after_the_grace_is_reported_once_it_lasts() {
-        let cfg = WatchdogConfig::default();
-        let mut w = Watch::new(
+    /// A watch on `api`, baselined healthy (no errors, 10 ms P99) at time zero.
+    fn healthy_api_watch() -> Watch {
+        Watch::new(
             &["api".into()],
             &health("api", 0.0, 10.0),
             VirtualTime::ZERO,
-        );
+        )
+    }
+
+    #[test]
+    fn a_sustained_regression_after_the_grace_is_reported_once_it_lasts() {
+        let cfg = WatchdogConfig::default();
+        let mut w = healthy_api_watch();
         let bad = health("api", 0.2, 10.0);
         assert_eq!(
             w.judge(&cfg, &bad, VirtualTime::from_secs(3)),
@@ -180,11 +185,7 @@ mod tests {
     #[test]
     fn a_recovery_resets_the_clock_and_noise_below_the_floors_is_ignored() {
         let cfg = WatchdogConfig::default();
-        let mut w = Watch::new(
-            &["api".into()],
-            &health("api", 0.0, 10.0),
-            VirtualTime::ZERO,
-        );
+        let mut w = healthy_api_watch();
         let bad = health("api", 0.2, 10.0);
         w.judge(&cfg, &bad, VirtualTime::from_secs(5));
         w.judge(&cfg, &health("api", 0.0, 10.0), VirtualTime::from_secs(10));

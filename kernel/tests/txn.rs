@@ -317,6 +317,14 @@ fn lease_expiry_waits_for_a_plan_holding_the_lock() {
     );
 }
 
+/// The example world's initial control state, an actuator over it that settles at once, and an
+/// idle kernel with default guards.
+fn fresh() -> (ControlState, MemoryActuator, Kernel) {
+    let initial = ControlState::from_graph(&graph());
+    let actuator = MemoryActuator::new(initial.clone());
+    (initial, actuator, Kernel::new(KernelConfig::default()))
+}
+
 /// Commits `stages` with `leases` from `start`; returns when it committed.
 fn commit(
     kernel: &mut Kernel,
@@ -358,10 +366,7 @@ fn a_lease_on_restore_traffic_is_refused() {
 /// leaves the later limit in force; the second leaves no limit at all.
 #[test]
 fn overlapping_rate_limit_leases_leave_no_limit_once_both_expire() {
-    let g = graph();
-    let initial = ControlState::from_graph(&g);
-    let mut actuator = MemoryActuator::new(initial.clone());
-    let mut kernel = Kernel::new(KernelConfig::default());
+    let (initial, mut actuator, mut kernel) = fresh();
     let limit = |rps| format!(r#"[[{{"rate_limit": {{"service": "geo", "rps": {rps}}}}}]]"#);
     let t1 = commit(
         &mut kernel,
@@ -532,10 +537,7 @@ fn health_with(service: &str, error_rate: f64) -> kernel::Health {
 /// breaker is closed again and the state is exactly what it was before the step.
 #[test]
 fn the_watchdog_undoes_a_breaker_that_makes_its_caller_fail() {
-    let g = graph();
-    let initial = ControlState::from_graph(&g);
-    let mut actuator = MemoryActuator::new(initial.clone());
-    let mut kernel = Kernel::new(KernelConfig::default());
+    let (initial, mut actuator, mut kernel) = fresh();
     kernel.observe_health(health_with("geo", 0.5)); // geo fails: evidence for the breaker
     let t = commit(
         &mut kernel,
@@ -575,10 +577,7 @@ fn the_watchdog_undoes_a_breaker_that_makes_its_caller_fail() {
 /// 10 s), instead of staying open for its whole 300 s and failing the callers it shields.
 #[test]
 fn a_half_open_breaker_closes_after_its_callee_recovers() {
-    let g = graph();
-    let initial = ControlState::from_graph(&g);
-    let mut actuator = MemoryActuator::new(initial.clone());
-    let mut kernel = Kernel::new(KernelConfig::default());
+    let (initial, mut actuator, mut kernel) = fresh();
     kernel.observe_health(health_with("rate", 1.0));
     let t = commit(
         &mut kernel,

@@ -691,8 +691,11 @@ pub fn run_graph(
                     outcome.correct_root = Some(llm.diagnosis().correct_root);
                     raw(llm.raw_commands(&view), &mut outcome, &mut effects);
                 }
-                PolicyKind::ConstrainedStructural | PolicyKind::Constrained => {
-                    let kernel_view = if policy == PolicyKind::Constrained {
+                PolicyKind::ConstrainedStructural
+                | PolicyKind::ConstrainedEvidence
+                | PolicyKind::ConstrainedWatchdog
+                | PolicyKind::Constrained => {
+                    let kernel_view = if policy.guards(Default::default()).evidence {
                         guarded
                     } else {
                         KernelView::idle()

@@ -10,7 +10,10 @@ use kernel::isa::{
     ReplicaSelector, ServiceName,
 };
 use kernel::scope::{RestartGroup, ScopeFile};
-use kernel::{DependencyGraph, EdgeKind, RecoveryScope, Service, ServiceKind};
+use kernel::validate::KernelView;
+use kernel::{
+    DependencyGraph, EdgeKind, Health, RecoveryScope, Service, ServiceHealth, ServiceKind,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -23,6 +26,19 @@ pub struct ValidateFixture {
     pub scope: RecoveryScope,
     /// A plan the kernel accepts: restarts in order with hub drains, and every other action.
     pub plan: Plan,
+    /// Monitoring's snapshot: every scope service failing (alert, SLO, a failing probe) and
+    /// with a recent config change, so the evidence rule (`R18`) checks every step.
+    pub health: Health,
+}
+
+impl ValidateFixture {
+    /// The kernel's view for validation: idle, with the fixture's health snapshot.
+    pub fn view(&self) -> KernelView<'_> {
+        KernelView {
+            health: Some(&self.health),
+            ..KernelView::idle()
+        }
+    }
 }
 
 fn name(s: &str) -> ServiceName {
@@ -72,7 +88,26 @@ pub fn validate_fixture(services: usize, seed: u64) -> ValidateFixture {
     }
     let scope = bfs_scope(&graph, "s0");
     let plan = full_plan(&graph, &scope);
-    ValidateFixture { graph, scope, plan }
+    let mut health = Health::new();
+    for s in scope.services() {
+        health.set(
+            s,
+            ServiceHealth {
+                alerting: true,
+                failing_replicas: 1,
+                slo_violated: true,
+                error_rate: 0.2,
+                p99_ms: 900.0,
+                config_changed: true,
+            },
+        );
+    }
+    ValidateFixture {
+        graph,
+        scope,
+        plan,
+        health,
+    }
 }
 
 /// Downstream BFS from `symptom`, first 30 services, singleton groups ordered callees first.
@@ -444,7 +479,7 @@ pub fn alibaba_csv(graph: &DependencyGraph, rows: usize, seed: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kernel::validate::{KernelView, validate};
+    use kernel::validate::validate;
 
     #[test]
     fn the_fixture_plan_is_full_length_and_accepted() {
@@ -453,7 +488,18 @@ mod tests {
         assert_eq!(f.plan.step_count(), kernel::MAX_PLAN_STEPS);
         assert_eq!(f.scope.len(), kernel::MAX_GROUP_SIZE);
         assert!(!f.scope.hubs().is_empty(), "the plan exercises hub drains");
-        let verdict = validate(&f.plan, &f.graph, &f.scope, &KernelView::idle());
+        let verdict = validate(&f.plan, &f.graph, &f.scope, &f.view());
         assert!(verdict.accepted(), "{verdict}");
+        // The evidence rule runs on every step: with no failure anywhere, nothing passes it.
+        let healthy = kernel::Health::new();
+        let view = KernelView {
+            health: Some(&healthy),
+            ..KernelView::idle()
+        };
+        let verdict = validate(&f.plan, &f.graph, &f.scope, &view);
+        assert!(
+            verdict.rules().contains(&kernel::Rule::NoFailureEvidence),
+            "{verdict}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
-use kernel::validate::{KernelView, validate};
+use kernel::validate::validate;
 use microreboot_benches::{
     alibaba_csv, infer_fixtures, percentiles, rebuild, rebuild_target, validate_fixture,
 };
@@ -62,7 +62,7 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(services >= 64, "--services must be at least 64");
             anyhow::ensure!(calls > 0, "--calls must be positive");
             let f = validate_fixture(services, 7);
-            let view = KernelView::idle();
+            let view = f.view();
             let p = percentiles(calls, || {
                 black_box(validate(black_box(&f.plan), &f.graph, &f.scope, &view));
             });

@@ -56,13 +56,14 @@ pub(super) struct Effects<'a> {
     up_at: BTreeMap<String, f64>,
     /// When each service was last restarted in a way that took it down.
     restarted_at: BTreeMap<String, f64>,
-    /// Degradations in place, with when they started to cost (`None`: not yet, see
-    /// [`Effects::root_down`]) and by what.
-    open: BTreeMap<Degradation, (Option<f64>, String)>,
-    /// The fault has taken every replica of the root cause down: what a degradation turns away
-    /// on its way to the root would fail anyway, so it is the fault's, not the action's (the
-    /// simulator's rule online).
-    root_down: bool,
+    /// Degradations in place, with when and by what they started.
+    open: BTreeMap<Degradation, (f64, String)>,
+    /// After a crash, the services the fault has down: the root cause and, in the worst case,
+    /// every transitive caller. What fails there while the root is down would fail anyway, so
+    /// it is the fault's, not the action's (the simulator's attribution online).
+    down: BTreeSet<String>,
+    /// When the root cause was up again (restarted), if it was.
+    root_up_at: Option<f64>,
     pub out: Vec<Disruption>,
 }
 
@@ -75,27 +76,33 @@ impl<'a> Effects<'a> {
             up_at: BTreeMap::new(),
             restarted_at: BTreeMap::new(),
             open: BTreeMap::new(),
-            root_down: truth.fault == FaultType::Crash,
+            down: if truth.fault == FaultType::Crash {
+                upstream_and_self(graph, &truth.root_cause)
+            } else {
+                BTreeSet::new()
+            },
+            root_up_at: None,
             out: Vec::new(),
         }
     }
 
-    /// Whether `degradation` only turns away requests to a root cause the fault has down.
-    fn masked(&self, degradation: &Degradation) -> bool {
-        let root = self.truth.root_cause.as_str();
-        self.root_down
-            && match degradation {
-                Degradation::Broken { callee, .. } => callee == root,
-                Degradation::Unserved(s) | Degradation::Shedding(s) => s == root,
-                Degradation::Gone(_) | Degradation::BadConfig(_) => false,
-            }
+    /// The root cause is up again at `at` (the first restart of a crashed root).
+    pub fn root_up(&mut self, at: f64) {
+        self.root_up_at.get_or_insert(at);
     }
 
-    /// The root cause is up again at `at`: degradations it masked start to cost now.
-    pub fn root_up(&mut self, at: f64) {
-        self.root_down = false;
-        for (from, _) in self.open.values_mut() {
-            from.get_or_insert(at);
+    /// The part of `d` that is the action's: all of it, except while the fault had its
+    /// service down.
+    fn charged(&self, d: &Disruption) -> (f64, f64) {
+        let end = d.from + d.seconds;
+        if !self.down.contains(&d.service) {
+            return (d.from, d.seconds);
+        }
+        let from = d.from.max(self.root_up_at.unwrap_or(f64::INFINITY));
+        if from >= end {
+            (end, 0.0)
+        } else {
+            (from, end - from)
         }
     }
 
@@ -184,37 +191,32 @@ impl<'a> Effects<'a> {
     /// removes it does not end, nothing else does.
     pub fn degrade(&mut self, degradation: Degradation, on: bool, at: f64, what: &str) {
         if on {
-            let from = (!self.masked(&degradation)).then_some(at);
             self.open
                 .entry(degradation)
-                .or_insert_with(|| (from, what.to_string()));
-        } else if let Some((Some(from), action)) = self.open.remove(&degradation) {
+                .or_insert_with(|| (at, what.to_string()));
+        } else if let Some((from, action)) = self.open.remove(&degradation) {
             let service = degradation.service().to_string();
             self.fail(&service, from, at - from, &action);
         }
     }
 
-    /// Services disrupted at `at`: a degradation in place or a disruption under way.
+    /// Services an action disrupts at `at`: a degradation in place or a disruption under way,
+    /// where the fault does not have the service down anyway.
     pub fn disrupted_at(&self, at: f64) -> BTreeSet<&str> {
-        let open = self
-            .open
-            .iter()
-            .filter(|(_, (from, _))| from.is_some())
-            .map(|(d, _)| d.service());
+        let masked = |s: &str| self.down.contains(s) && self.root_up_at.is_none_or(|up| at < up);
+        let open = self.open.keys().map(Degradation::service);
         let windows = self
             .out
             .iter()
             .filter(|d| d.from <= at && at < d.from + d.seconds)
             .map(|d| d.service.as_str());
-        open.chain(windows).collect()
+        open.chain(windows).filter(|s| !masked(s)).collect()
     }
 
     /// Ends the incident: what is still in place lasts forever (nothing reverts it).
     pub fn finish(&mut self) {
         for (degradation, (from, action)) in std::mem::take(&mut self.open) {
-            if let Some(from) = from {
-                self.fail(degradation.service(), from, f64::INFINITY, &action);
-            }
+            self.fail(degradation.service(), from, f64::INFINITY, &action);
         }
     }
 
@@ -223,12 +225,23 @@ impl<'a> Effects<'a> {
         let limit = f64::from(harm.grace_s + harm.sustain_s);
         self.out
             .iter()
-            .filter(|d| d.seconds > limit)
-            .min_by(|a, b| a.from.total_cmp(&b.from))
-            .map(|d| OfflineHarm {
+            .map(|d| (d, self.charged(d)))
+            .filter(|(_, (_, seconds))| *seconds > limit)
+            .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(d, (_, seconds))| OfflineHarm {
                 action: d.action.clone(),
                 service: d.service.clone(),
-                seconds: d.seconds.is_finite().then_some(d.seconds),
+                seconds: seconds.is_finite().then_some(seconds),
             })
     }
+}
+
+/// `service` and every transitive caller of it.
+fn upstream_and_self(graph: &DependencyGraph, service: &str) -> BTreeSet<String> {
+    graph.id(service).map_or_else(BTreeSet::new, |start| {
+        super::callers_closure(graph, start)
+            .into_iter()
+            .map(|id| graph.service(id).name.clone())
+            .collect()
+    })
 }

@@ -249,6 +249,24 @@ pub struct OfflineSetup<'a> {
     pub harm: &'a crate::harm::HarmConfig,
 }
 
+/// `start` and every transitive caller of it, breadth first (`start` first).
+fn callers_closure(graph: &DependencyGraph, start: ServiceId) -> Vec<ServiceId> {
+    let mut seen = vec![false; graph.service_count()];
+    seen[start.index()] = true;
+    let mut order = vec![start];
+    let mut i = 0;
+    while i < order.len() {
+        for (caller, _) in graph.callers(order[i]) {
+            if !seen[caller.index()] {
+                seen[caller.index()] = true;
+                order.push(caller);
+            }
+        }
+        i += 1;
+    }
+    order
+}
+
 /// Longest an offline incident runs, seconds: three diagnosis rounds with their reassessment
 /// delays, plans and leases fit well inside.
 pub const HORIZON_S: u64 = 900;
@@ -623,6 +641,22 @@ mod tests {
         assert_eq!(harm, None);
         let w = Guards::default().watchdog_params;
         assert!(shed <= (w.grace_s + w.sustain_s + 1) as f64, "{shed}");
+    }
+
+    #[test]
+    fn a_breaker_costs_nothing_while_the_fault_has_its_callee_down_and_closes_half_open() {
+        let crash = GroundTruth {
+            replicas: vec![0, 1],
+            ..truth("api", FaultType::Crash)
+        };
+        let plan = r#"[[{"circuit_break": {"caller": "web", "callee": "api", "duration_s": 120}}],
+                       [{"restart": {"service": "api"}}]]"#;
+        // Structural rules only: the breaker outlives the restart, and from then on it is harm.
+        let (harm, _) = typed(plan, "[]", &crash, no_guards());
+        let harm = harm.expect("the breaker shields a recovered callee");
+        assert_eq!(harm.service, "web");
+        // Every guard: half-open, the breaker closes once api has been healthy for 10 s.
+        assert_eq!(typed(plan, "[]", &crash, Guards::default()).0, None);
     }
 
     #[test]

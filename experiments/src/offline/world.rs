@@ -7,9 +7,11 @@
 //! What monitoring reports is derived from the ground truth through the same alerting rule as
 //! online: while the fault is neither cured nor contained, the root cause violates its SLO (its
 //! faulty replicas failing probes after a crash, a config change for a misconfig) and its errors
-//! reach every transitive caller, which violate theirs too. The share of the root cause's
-//! requests that fail is the share of its replicas the fault holds (an assumption: a load
-//! balancer spreading requests evenly, no retries). A service the effect model disrupts fails
+//! reach every transitive caller, which violate theirs too. After a crash or a partition, the
+//! share of the root cause's requests that fail is the share of its replicas the fault holds (an
+//! assumption: a load balancer spreading requests evenly, no retries); slow replicas (latency,
+//! CPU starvation) and a bad configuration show as a violated SLO without an error rate (an
+//! assumption: the worst case the model can tell from a disruption, which fails everything). A service the effect model disrupts fails
 //! every request, and so does every transitive caller (the worst case the harm rule charges).
 //! Nothing else is visible: no cause tags.
 
@@ -23,7 +25,7 @@ use kernel::{
 };
 use sim::actuator::RawCommand;
 use sim::{ReplicaState, ReplicaStatus};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One incident's world under one policy.
 pub(super) struct World<'a> {
@@ -110,8 +112,15 @@ impl<'a> World<'a> {
         }
         let mut health = Health::new();
         if failing && let Some(root) = self.graph.id(&self.truth.root_cause) {
+            // Crashed or cut-off replicas fail their share of the requests; slow ones (latency,
+            // CPU starvation) and a bad config's errors show as a violated SLO only.
             let replicas = self.graph.service(root).replicas.max(1);
-            let share = (self.faulty.len() as f64 / f64::from(replicas)).min(1.0);
+            let share = match self.truth.fault {
+                FaultType::Crash | FaultType::Partition => {
+                    (self.faulty.len() as f64 / f64::from(replicas)).min(1.0)
+                }
+                FaultType::Latency | FaultType::Resource | FaultType::Misconfig => 0.0,
+            };
             let root_health = ServiceHealth {
                 alerting: true,
                 slo_violated: true,
@@ -136,6 +145,19 @@ impl<'a> World<'a> {
                 );
             }
         }
+        // Monitoring covers every service; the snapshot lists the ones anything here asks about
+        // (the fault's neighbourhood, the callees of open breakers), healthy unless shown
+        // otherwise, rather than thousands of healthy ones.
+        let mut covered = self.upstream(&self.truth.root_cause);
+        covered.push(self.truth.root_cause.clone());
+        for control in self.state.services.values() {
+            covered.extend(control.open_breakers.iter().cloned());
+        }
+        for s in covered {
+            if health.get(&s).is_none() {
+                health.set(s, ServiceHealth::default());
+            }
+        }
         for service in &disrupted {
             let mut hit = self.upstream(service);
             hit.push(service.clone());
@@ -155,17 +177,7 @@ impl<'a> World<'a> {
         let Some(start) = self.graph.id(service) else {
             return Vec::new();
         };
-        let mut seen = vec![start];
-        let mut queue = VecDeque::from([start]);
-        while let Some(s) = queue.pop_front() {
-            for (caller, _) in self.graph.callers(s) {
-                if !seen.contains(&caller) {
-                    seen.push(caller);
-                    queue.push_back(caller);
-                }
-            }
-        }
-        seen[1..]
+        super::callers_closure(self.graph, start)[1..]
             .iter()
             .map(|&id| self.graph.service(id).name.clone())
             .collect()

@@ -46,6 +46,16 @@ pub fn render(
     );
     let _ = writeln!(
         w,
+        "### Guard ablation\n\nThe same simulated agent, on the same seeds, behind the kernel with its structural \
+         rules only (`constrained-structural`), with the failure-evidence rule alone (`constrained-evidence`), with \
+         the SLO watchdog alone — half-open breakers and lease probation included (`constrained-watchdog`) — and \
+         with every guard (`constrained`); the unconstrained agent and the oracle beside them. TTR cells are over \
+         all online runs; *harmful actions* counts harmful online actions by kind; the last columns are offline \
+         harm.\n\n{}",
+        tables::guard_ablation(results).markdown()
+    );
+    let _ = writeln!(
+        w,
         "### Online (DeathStarBench on the simulator)\n\n{}",
         harm_online.markdown()
     );

@@ -151,6 +151,71 @@ pub fn ttr(r: &Results<'_>) -> Table {
     t
 }
 
+/// The guard ablation, the headline comparison: the same simulated agent behind the kernel with
+/// no guard, each guard alone and every guard, beside the unconstrained agent and the oracle —
+/// on the same seeds. Online harm with its interval, harm worse than noop, recovered runs,
+/// median and P90 TTR, escalations, the action kinds that harmed, and offline harm per graph.
+pub fn guard_ablation(r: &Results<'_>) -> Table {
+    let mut header = vec![
+        "policy",
+        "online harm",
+        "worse than noop",
+        "recovered",
+        "median TTR",
+        "P90 TTR",
+        "escalations",
+        "harmful actions",
+    ];
+    header.extend(IndustrialGraph::ALL.map(IndustrialGraph::as_str));
+    let mut t = Table::new("guard_ablation", &header);
+    let harm = r.online_harm();
+    let cf = r.online_counterfactual();
+    let ttr = r.ttr();
+    let off = r.offline_harm();
+    let by_action = r.harm_by_action();
+    let ablation = |p: PolicyKind| {
+        p.is_constrained_llm() || matches!(p, PolicyKind::Unconstrained | PolicyKind::Oracle)
+    };
+    for p in r.policies().into_iter().filter(|&p| ablation(p)) {
+        let all = (p, "all".to_string());
+        let Some(h) = harm.get(&all) else { continue };
+        let runs = ttr.get(&all).cloned().unwrap_or_default();
+        let recovered = runs.iter().filter(|x| x.is_some()).count();
+        let escalations: u32 = r
+            .online_main()
+            .filter(|x| x.policy == p)
+            .map(|x| x.escalations)
+            .sum();
+        let harmful: Vec<String> = by_action
+            .iter()
+            .filter(|((_, q), x)| *q == p && x.k > 0)
+            .map(|((kind, _), x)| format!("{kind} {}", x.k))
+            .collect();
+        let mut row = vec![
+            p.to_string(),
+            h.display(),
+            cf.get(&p).map_or("—".into(), |x| x.display()),
+            format!("{recovered}/{}", runs.len()),
+            fmt_s(censored_percentile(&runs, 0.5)),
+            fmt_s(censored_percentile(&runs, 0.9)),
+            escalations.to_string(),
+            if harmful.is_empty() {
+                "—".into()
+            } else {
+                harmful.join(", ")
+            },
+        ];
+        for g in IndustrialGraph::ALL {
+            row.push(
+                off.get(&(g, p, "all".to_string()))
+                    .map_or("—".into(), |x| x.display()),
+            );
+        }
+        t.rows.push(row);
+    }
+    t
+}
+
 /// Concurrent recovery, parallel against serial.
 pub fn parallel(r: &Results<'_>) -> Table {
     let mut t = Table::new(
@@ -408,6 +473,7 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
 pub fn all(r: &Results<'_>) -> Vec<Table> {
     let (cov, rem) = coverage(r);
     vec![
+        guard_ablation(r),
         harm_online(r),
         harm_offline(r),
         harm_by_action(r),

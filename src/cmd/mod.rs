@@ -12,6 +12,7 @@ macro_rules! outln {
 mod bench;
 mod compare;
 mod eval;
+mod gate;
 mod graph;
 mod infer;
 mod scenario;

@@ -20,8 +20,16 @@ fn the_instruction_gate_passes_its_own_counts_and_fails_a_doctored_baseline() {
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
     let n = written["instructions"]["validate"].as_u64().unwrap();
-    assert!(n > 1_000_000, "2,000 validations count millions of instructions: {n}");
-    assert!(written["valgrind"].as_str().unwrap().starts_with("valgrind"));
+    assert!(
+        n > 1_000_000,
+        "2,000 validations count millions of instructions: {n}"
+    );
+    assert!(
+        written["valgrind"]
+            .as_str()
+            .unwrap()
+            .starts_with("valgrind")
+    );
 
     let (code, out, err) = gate(&[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -42,5 +50,8 @@ fn the_instruction_gate_passes_its_own_counts_and_fails_a_doctored_baseline() {
     std::fs::write(&baseline, r#"{"valgrind": "v", "instructions": {}}"#).unwrap();
     let (code, _, err) = gate(&[]);
     assert_eq!(code, 2);
-    assert!(err.contains("no count for workload `validate` (rerun with --update)"), "{err}");
+    assert!(
+        err.contains("no count for workload `validate` (rerun with --update)"),
+        "{err}"
+    );
 }

@@ -172,20 +172,23 @@ fn bad_input_is_named() {
     let (code, _, err) = microreboot(&["compare", &bad.display().to_string(), &data("baseline")]);
     assert_eq!(code, 2);
     assert!(err.contains("results.jsonl:1:"), "{err}");
-    // A config.toml of another run beside the results is caught.
+    // A report directory whose manifest names another run than its results is caught.
+    std::fs::remove_file(&bad).unwrap();
     std::fs::copy(
         data("baseline/results.jsonl.gz"),
-        dir.path().join("r.jsonl.gz"),
+        dir.path().join("results.jsonl.gz"),
     )
     .unwrap();
-    std::fs::write(dir.path().join("config.toml"), "seeds = 3\n").unwrap();
-    let (code, _, err) = microreboot(&[
-        "compare",
-        &dir.path().join("r.jsonl.gz").display().to_string(),
-        &data("baseline"),
-    ]);
+    std::fs::write(
+        dir.path().join(".microreboot-run.json"),
+        r#"{"format": 1, "command": "eval", "status": "complete", "commit": "c",
+            "config_hash": "0000000000000000", "started": "t", "updated": "t", "stage": "s",
+            "files": []}"#,
+    )
+    .unwrap();
+    let (code, _, err) = microreboot(&["compare", &empty, &data("baseline")]);
     assert_eq!(code, 2);
-    assert!(err.contains("is not the configuration of"), "{err}");
+    assert!(err.contains("the directory mixes two runs"), "{err}");
     let (code, _, err) = microreboot(&[
         "compare",
         &data("baseline"),

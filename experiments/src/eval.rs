@@ -343,7 +343,7 @@ pub fn timeline(
 }
 
 /// What the evaluation produced.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct EvalOutput {
     /// `results.jsonl`, in job order.
     pub lines: Vec<ResultLine>,
@@ -508,7 +508,10 @@ pub fn run_eval_shard(
             .map(|(i, job)| {
                 let out = run_job(job, cfg, &apps, &graphs, provenance);
                 bar.inc(job.weight(cfg));
-                out.map(|o| JobOutput::new(*i, o))
+                out.map(|output| JobOutput {
+                    position: *i,
+                    output,
+                })
             })
             .collect()
     });

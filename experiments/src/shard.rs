@@ -7,8 +7,7 @@
 //! Round-robin rather than contiguous slices: the jobs are ordered online cells first, then the
 //! cheaper offline batches, so contiguous slices would give one shard all the simulation.
 
-use crate::eval::{EvalOutput, RunDetail, TimelinePoint};
-use crate::record::ResultLine;
+use crate::eval::EvalOutput;
 use serde::{Deserialize, Serialize};
 
 /// Shard `index` of `count` (0 ≤ index < count).
@@ -54,20 +53,16 @@ impl std::str::FromStr for Shard {
 }
 
 /// The output of one job, at its position in the job order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JobOutput {
     /// Position in the job order.
     pub position: usize,
-    /// Its result lines.
-    pub lines: Vec<ResultLine>,
-    /// Its timeline points.
-    pub timelines: Vec<TimelinePoint>,
-    /// Its runs as the explorer shows them.
-    pub details: Vec<RunDetail>,
+    /// What it produced.
+    pub output: EvalOutput,
 }
 
 /// What a shard ran, out of how many jobs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Part {
     /// The shard.
     pub shard: Shard,
@@ -77,25 +72,13 @@ pub struct Part {
     pub jobs: Vec<JobOutput>,
 }
 
-impl JobOutput {
-    /// Wraps the output of the job at `position`.
-    pub fn new(position: usize, out: EvalOutput) -> Self {
-        JobOutput {
-            position,
-            lines: out.lines,
-            timelines: out.timelines,
-            details: out.details,
-        }
-    }
-}
-
 /// Concatenates job outputs in the order given.
 pub fn concat(jobs: impl IntoIterator<Item = JobOutput>) -> EvalOutput {
     let mut out = EvalOutput::default();
     for j in jobs {
-        out.lines.extend(j.lines);
-        out.timelines.extend(j.timelines);
-        out.details.extend(j.details);
+        out.lines.extend(j.output.lines);
+        out.timelines.extend(j.output.timelines);
+        out.details.extend(j.output.details);
     }
     out
 }
@@ -199,16 +182,17 @@ mod tests {
                 .filter(|&i| shard.contains(i))
                 .map(|position| JobOutput {
                     position,
-                    lines: vec![],
-                    timelines: vec![TimelinePoint {
-                        app: "a".into(),
-                        fault: faults::FaultType::Crash,
-                        policy: agents::PolicyKind::Noop,
-                        second: position as u32,
-                        error_rate: 0.0,
-                        p99_ms: 0.0,
-                    }],
-                    details: vec![],
+                    output: EvalOutput {
+                        timelines: vec![crate::eval::TimelinePoint {
+                            app: "a".into(),
+                            fault: faults::FaultType::Crash,
+                            policy: agents::PolicyKind::Noop,
+                            second: position as u32,
+                            error_rate: 0.0,
+                            p99_ms: 0.0,
+                        }],
+                        ..EvalOutput::default()
+                    },
                 })
                 .collect(),
         }

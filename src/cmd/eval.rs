@@ -204,6 +204,27 @@ fn inference_timings() -> Vec<InferenceTiming> {
     out
 }
 
+/// Takes the output directory for a run of `command` (reports::run_dir), printing its notes (an
+/// interrupted previous run, what was removed).
+pub(super) fn open_out(
+    dir: &Path,
+    command: &str,
+    provenance: &Provenance,
+    force: bool,
+) -> anyhow::Result<reports::run_dir::RunDir> {
+    let (out, notes) = reports::run_dir::RunDir::open(
+        dir,
+        command,
+        &provenance.commit,
+        &provenance.config_hash,
+        force,
+    )?;
+    for note in notes {
+        eprintln!("eval: {note}");
+    }
+    Ok(out)
+}
+
 /// Worker threads for `--jobs` (0: one per core).
 pub(super) fn threads(jobs: usize) -> usize {
     if jobs == 0 {
@@ -238,16 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Taken before the experiments: a directory that cannot be used is refused at once, and an
     // interrupted run is recorded as such in the manifest.
-    let (out, notes) = reports::run_dir::RunDir::open(
-        &args.out,
-        "eval",
-        &provenance.commit,
-        &provenance.config_hash,
-        args.force,
-    )?;
-    for note in notes {
-        eprintln!("eval: {note}");
-    }
+    let out = open_out(&args.out, "eval", &provenance, args.force)?;
     let threads = threads(args.jobs);
     let online = cfg.apps.len() * cfg.faults.len() * cfg.seeds as usize * cfg.policies.len();
     eprintln!(

@@ -6,11 +6,11 @@
 //! command is `eval-shard`. A complete shard of the same commit, configuration and split is
 //! never rerun: a sweep that was interrupted reruns only its missing shards.
 
-use super::eval::{report, threads};
+use super::eval::{open_out, report, threads};
 use experiments::eval::{EvalConfig, run_eval_shard};
 use experiments::record::Provenance;
 use experiments::shard::{Part, Shard, merge as merge_parts};
-use reports::run_dir::{RunDir, Status, read_manifest};
+use reports::run_dir::{Status, read_manifest};
 use reports::timings::Timings;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,16 +74,7 @@ pub fn run_shard(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let (mut dir, notes) = RunDir::open(
-        out,
-        SHARD_COMMAND,
-        &provenance.commit,
-        &provenance.config_hash,
-        force,
-    )?;
-    for note in notes {
-        eprintln!("eval: {note}");
-    }
+    let mut dir = open_out(out, SHARD_COMMAND, provenance, force)?;
     dir.stage(&format!("running shard {shard}"))?;
     let mut part = None;
     let wall = super::bench::wall_clock(|| {
@@ -110,7 +101,10 @@ pub fn run_shard(
         "shard {shard}: {} of {} jobs, {} result lines, in {wall:.0} s; wrote {}",
         part.jobs.len(),
         part.total_jobs,
-        part.jobs.iter().map(|j| j.lines.len()).sum::<usize>(),
+        part.jobs
+            .iter()
+            .map(|j| j.output.lines.len())
+            .sum::<usize>(),
         out.join(PART).display()
     );
     Ok(ExitCode::SUCCESS)
@@ -205,16 +199,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         };
         anyhow::anyhow!("{e}{hint}")
     })?;
-    let (out, notes) = RunDir::open(
-        &args.out,
-        "eval",
-        &provenance.commit,
-        &provenance.config_hash,
-        args.force,
-    )?;
-    for note in notes {
-        eprintln!("eval merge: {note}");
-    }
+    let out = open_out(&args.out, "eval", &provenance, args.force)?;
     // The report's wall clock would be a sum over machines, not the time anything took: left
     // out, as the shards' own timings.json keep theirs.
     let timings = Timings {

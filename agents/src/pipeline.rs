@@ -496,7 +496,8 @@ impl IncidentLlm {
                             .expect("positive"),
                     })]);
                 }
-                let lease = (!has(Mistake::ForgetRestore)).then_some(600);
+                let lease =
+                    (!has(Mistake::ForgetRestore)).then_some(LeaseSeconds::DEFAULT.get().into());
                 stages.push(vec![Step::leased(
                     Action::Drain {
                         service: name(root),
@@ -536,7 +537,7 @@ impl IncidentLlm {
                     stages.push(vec![act(Action::CircuitBreak {
                         caller: name(c),
                         callee: name(root),
-                        duration_s: Some(lease(300)),
+                        duration_s: Some(LeaseSeconds::DEFAULT),
                     })]);
                 }
             }
@@ -552,7 +553,7 @@ impl IncidentLlm {
                     service: name(root),
                     rps: Rate::try_from(rps.max(0.1)).expect("positive"),
                 },
-                Some(300),
+                Some(LeaseSeconds::DEFAULT.get().into()),
             )]);
         }
         if has(Mistake::CollateralRestart) {

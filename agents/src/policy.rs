@@ -6,7 +6,8 @@
 //! | `auto-restart` | replicas failing liveness probes; exponential back-off like Kubernetes' CrashLoopBackOff (10 s doubling to 300 s) | raw (it is the platform) |
 //! | `naive-microreboot` | a new incident: restart the symptom service at once | raw |
 //! | `unconstrained` | a new incident: the simulated LLM's plan as raw commands | raw |
-//! | `constrained` | a new incident: the same LLM's plan in the typed ISA; re-plans on rejection; escalates after 3 | the kernel |
+//! | `constrained` | a new incident: the same LLM's plan in the typed ISA; re-plans on rejection; escalates after 3 | the kernel, every guard |
+//! | `constrained-structural`, `-evidence`, `-watchdog` | as `constrained` (the guard ablation) | the kernel with no guard, the evidence rule only, the watchdog only |
 //! | `oracle` | a new incident: the ground-truth plan, after the same decision latency | the kernel |
 
 use crate::llm::LlmConfig;
@@ -15,6 +16,7 @@ use kernel::isa::{
     Action, ConfigVersion, IncidentId, Lease, LeaseSeconds, Plan, ReplicaCount, ReplicaSelector,
     ServiceName,
 };
+use kernel::txn::Guards;
 use kernel::{DependencyGraph, RecoveryScope, Verdict, VirtualTime};
 use serde::{Deserialize, Serialize};
 use sim::actuator::RawCommand;
@@ -35,9 +37,13 @@ pub enum PolicyKind {
     NaiveMicroreboot,
     /// Simulated LLM, raw commands.
     Unconstrained,
-    /// Simulated LLM, typed plans through a kernel with its structural rules only (no evidence
-    /// guard): the ablation baseline.
+    /// Simulated LLM, typed plans through a kernel with its structural rules only (no guard):
+    /// the ablation baseline.
     ConstrainedStructural,
+    /// Ablation: structural rules plus the failure-evidence rule (`R18`) only.
+    ConstrainedEvidence,
+    /// Ablation: structural rules plus the SLO watchdog and half-open breakers only.
+    ConstrainedWatchdog,
     /// Simulated LLM, typed plans through the kernel with every guard.
     Constrained,
     /// Ground-truth plans through the kernel.
@@ -46,12 +52,14 @@ pub enum PolicyKind {
 
 impl PolicyKind {
     /// All policies, in report order.
-    pub const ALL: [PolicyKind; 7] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Noop,
         PolicyKind::AutoRestart,
         PolicyKind::NaiveMicroreboot,
         PolicyKind::Unconstrained,
         PolicyKind::ConstrainedStructural,
+        PolicyKind::ConstrainedEvidence,
+        PolicyKind::ConstrainedWatchdog,
         PolicyKind::Constrained,
         PolicyKind::Oracle,
     ];
@@ -64,6 +72,8 @@ impl PolicyKind {
             PolicyKind::NaiveMicroreboot => "naive-microreboot",
             PolicyKind::Unconstrained => "unconstrained",
             PolicyKind::ConstrainedStructural => "constrained-structural",
+            PolicyKind::ConstrainedEvidence => "constrained-evidence",
+            PolicyKind::ConstrainedWatchdog => "constrained-watchdog",
             PolicyKind::Constrained => "constrained",
             PolicyKind::Oracle => "oracle",
         }
@@ -77,6 +87,36 @@ impl PolicyKind {
     /// Whether the policy's actions are an agent's (counted as agent-caused harm).
     pub fn is_agent(self) -> bool {
         !matches!(self, PolicyKind::Noop)
+    }
+
+    /// Whether the policy is the simulated LLM behind the kernel (`constrained` or one of its
+    /// guard-ablation variants).
+    pub fn is_constrained_llm(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::ConstrainedStructural
+                | PolicyKind::ConstrainedEvidence
+                | PolicyKind::ConstrainedWatchdog
+                | PolicyKind::Constrained
+        )
+    }
+
+    /// The kernel guards this policy runs behind, given the configured ones (`all`): the
+    /// ablation variants switch guards off, every other policy keeps what is configured.
+    pub fn guards(self, all: Guards) -> Guards {
+        let (evidence, watchdog) = match self {
+            PolicyKind::ConstrainedStructural => (false, false),
+            PolicyKind::ConstrainedEvidence => (true, false),
+            PolicyKind::ConstrainedWatchdog => (false, true),
+            _ => return all,
+        };
+        Guards {
+            evidence: all.evidence && evidence,
+            watchdog: all.watchdog && watchdog,
+            // Half-open breakers judge the callee's health, as the watchdog does.
+            breaker_close_after_s: all.breaker_close_after_s.filter(|_| watchdog),
+            ..all
+        }
     }
 }
 
@@ -214,9 +254,11 @@ pub fn make(kind: PolicyKind, seed: u64, llm: LlmConfig) -> Box<dyn Policy> {
         PolicyKind::Noop => Box::new(Noop),
         PolicyKind::AutoRestart => Box::new(AutoRestart::default()),
         PolicyKind::NaiveMicroreboot => Box::new(NaiveMicroreboot::default()),
-        PolicyKind::Unconstrained | PolicyKind::ConstrainedStructural | PolicyKind::Constrained => {
-            Box::new(LlmAgent::new(kind, seed, llm))
-        }
+        PolicyKind::Unconstrained
+        | PolicyKind::ConstrainedStructural
+        | PolicyKind::ConstrainedEvidence
+        | PolicyKind::ConstrainedWatchdog
+        | PolicyKind::Constrained => Box::new(LlmAgent::new(kind, seed, llm)),
         PolicyKind::Oracle => Box::new(Oracle::new(llm.decision_latency_s)),
     }
 }
@@ -520,7 +562,6 @@ pub fn oracle_plan(incident: &IncidentId, truth: &GroundTruth, graph: &Dependenc
     let ids = |r: &[u32]| ReplicaSelector::Ids(r.to_vec());
     let mut stages: Vec<Vec<Action>> = Vec::new();
     let mut leases = Vec::new();
-    let lease = |s: u64| LeaseSeconds::try_from(s).expect("in bounds");
     match truth.fault {
         FaultType::Crash => {
             if hub {
@@ -554,7 +595,7 @@ pub fn oracle_plan(incident: &IncidentId, truth: &GroundTruth, graph: &Dependenc
             }]);
             leases.push(Lease {
                 step: stages.len() - 1,
-                ttl_s: lease(900),
+                ttl_s: LeaseSeconds::DEFAULT,
             });
         }
         FaultType::Resource => {

@@ -311,13 +311,9 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
     })?;
     let mut injector =
         FaultInjector::new(spec.faults.clone(), rng::stream(spec.seed, Stream::Faults));
-    // The ablation's structural-only kernel ignores the evidence it is handed.
+    // The guard ablation's kernels ignore the guards their policy switches off.
     let mut kernel_cfg = cfg.kernel;
-    if spec.policy == PolicyKind::ConstrainedStructural {
-        kernel_cfg.guards.evidence = false;
-        kernel_cfg.guards.watchdog = false;
-        kernel_cfg.guards.breaker_close_after_s = None;
-    }
+    kernel_cfg.guards = spec.policy.guards(kernel_cfg.guards);
     let mut kernel = Kernel::new(kernel_cfg);
     let mut evidence = Evidence::new(&sim);
     let mut trace = TraceGraph::new(app, cfg.trace_window_s);

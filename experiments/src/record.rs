@@ -80,6 +80,16 @@ pub struct OnlineRecord {
     pub rollbacks: u32,
     /// Leases that expired and were reverted.
     pub lease_expiries: u32,
+    /// Leases the kernel renewed because their revert regressed (the failure persisted).
+    #[serde(default)]
+    pub lease_renewals: u32,
+    /// Steps the SLO watchdog took back: executing plans it aborted and committed steps it
+    /// reverted.
+    #[serde(default)]
+    pub watchdog_undos: u32,
+    /// Half-open breakers that closed early once their callee recovered.
+    #[serde(default)]
+    pub breakers_closed: u32,
     /// Raw commands the orchestrator refused.
     pub refused_commands: u32,
     /// Simulator events (a determinism fingerprint).
@@ -171,6 +181,14 @@ impl OnlineRecord {
                 .count() as u32,
             rollbacks: count(|e| matches!(e, Event::Undo { .. } | Event::Compensate { .. })),
             lease_expiries: count(|e| matches!(e, Event::LeaseExpired { .. })),
+            lease_renewals: count(|e| matches!(e, Event::LeaseRenewed { .. })),
+            watchdog_undos: count(|e| {
+                matches!(
+                    e,
+                    Event::WatchdogTripped { .. } | Event::WatchdogUndo { .. }
+                )
+            }),
+            breakers_closed: count(|e| matches!(e, Event::BreakerClosed { .. })),
             refused_commands: run.refused_commands.len() as u32,
             events: run.events,
         }

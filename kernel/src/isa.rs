@@ -216,6 +216,11 @@ impl LeaseSeconds {
     /// Longest lease accepted.
     pub const MAX: u32 = 86_400;
 
+    /// The lease planners give a degradation by default: a minute, so that a degradation nobody
+    /// needs any more lapses soon; the kernel renews it while the failure it contains persists
+    /// (its revert regresses, see [`crate::watchdog`]).
+    pub const DEFAULT: LeaseSeconds = LeaseSeconds(60);
+
     /// The duration in seconds.
     pub fn get(self) -> u32 {
         self.0

@@ -189,6 +189,20 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         op: Option<ControlOp>,
     },
+    /// A lease's revert made the step's affected `service` regress while the watchdog watched
+    /// it (the degradation is still needed: the evidence persists), so the kernel re-imposed the
+    /// step and renewed its lease for `ttl_s` seconds.
+    LeaseRenewed {
+        /// Step number.
+        step: usize,
+        /// The service that regressed when the lease lapsed.
+        service: String,
+        /// The re-imposing operation (absent when nothing had to change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<ControlOp>,
+        /// The renewed lease's length, seconds.
+        ttl_s: u64,
+    },
     /// A later permanent step (e.g. a `restore_traffic`) removed what this lease held, so there
     /// is nothing left for it to revert.
     LeaseSuperseded {
@@ -210,6 +224,7 @@ impl Event {
             | Event::Compensate { op, .. }
             | Event::LeaseExpired { op: Some(op), .. }
             | Event::WatchdogUndo { op: Some(op), .. }
+            | Event::LeaseRenewed { op: Some(op), .. }
             | Event::BreakerClosed { op: Some(op), .. } => Some(op),
             _ => None,
         }
@@ -234,6 +249,7 @@ impl Event {
             Event::LeaseFailed { .. } => "lease_failed",
             Event::LeaseEscalated { .. } => "lease_escalated",
             Event::LeaseSuperseded { .. } => "lease_superseded",
+            Event::LeaseRenewed { .. } => "lease_renewed",
             Event::ProposalRefused { .. } => "proposal_refused",
             Event::WatchdogTripped { .. } => "watchdog_tripped",
             Event::WatchdogUndo { .. } => "watchdog_undo",

@@ -231,6 +231,20 @@ struct AppliedStep {
     watch: Option<Watch>,
 }
 
+/// A lapsed lease whose revert the watchdog watches: a regression re-imposes the step and
+/// renews the lease ([`crate::watchdog`]).
+#[derive(Clone, Debug)]
+struct Probation {
+    lease: LeaseId,
+    /// The service the revert touched.
+    service: String,
+    /// The revert's exact undo: what re-imposes the step.
+    reimpose: ControlOp,
+    /// The renewed lease's length.
+    renewed_ttl: Duration,
+    watch: Watch,
+}
+
 /// A committed step the watchdog still watches.
 #[derive(Clone, Debug)]
 struct CommittedWatch {
@@ -294,6 +308,11 @@ pub struct Kernel {
     health: Option<Health>,
     /// Committed steps under the watchdog's eye.
     watches: Vec<CommittedWatch>,
+    /// Watched leased steps: their affected services and current lease length, for the
+    /// probation of their revert.
+    lease_scopes: BTreeMap<LeaseId, (Vec<String>, Duration)>,
+    /// Lapsed leases whose revert is on probation.
+    probations: Vec<Probation>,
     /// Breaker leases whose callee has looked healthy since then (half-open breakers).
     callee_healthy_since: BTreeMap<LeaseId, VirtualTime>,
     /// Leases whose revert failed [`LEASE_ESCALATE_AFTER`] times, for a human to look at.
@@ -375,7 +394,8 @@ impl Kernel {
     /// the snapshot otherwise).
     pub fn wants_health(&self) -> bool {
         let guards = &self.config.guards;
-        (guards.watchdog && (!self.txns.is_empty() || !self.watches.is_empty()))
+        (guards.watchdog
+            && (!self.txns.is_empty() || !self.watches.is_empty() || !self.probations.is_empty()))
             || (guards.breaker_close_after_s.is_some() && !self.leases.open_breakers().is_empty())
     }
 
@@ -500,6 +520,7 @@ impl Kernel {
             }
         }
         self.close_healed_breakers(now, actuator);
+        self.judge_probations(now, actuator);
         self.expire_leases(now, actuator);
         finished
     }
@@ -555,6 +576,7 @@ impl Kernel {
                 continue;
             }
             self.leases.end(lease);
+            self.lease_scopes.remove(&lease);
             self.callee_healthy_since.remove(&lease);
             self.journal.append(
                 now,
@@ -978,6 +1000,7 @@ impl Kernel {
                     .and_then(|current| self.leases.revert(w.lease, &current))
                     .and_then(|r| r.op);
                 self.leases.end(w.lease);
+                self.lease_scopes.remove(&w.lease);
                 op
             } else {
                 w.undo.clone()
@@ -1015,6 +1038,10 @@ impl Kernel {
             if let Some(mut watch) = applied.watch.clone() {
                 watch.until =
                     Some(now.saturating_add(applied.lease.map_or(window, |l| l.duration())));
+                if let Some(ttl) = applied.lease {
+                    let scope = watch.baseline.iter().map(|(s, _)| s.clone()).collect();
+                    self.lease_scopes.insert(lease, (scope, ttl.duration()));
+                }
                 self.watches.push(CommittedWatch {
                     lease,
                     undo: applied.undo.clone(),
@@ -1026,6 +1053,7 @@ impl Kernel {
                 .leases
                 .record(lease, &applied.op, &applied.before, expires)
             {
+                self.lease_scopes.remove(&moot);
                 self.journal.append(
                     now,
                     moot.plan,
@@ -1036,6 +1064,97 @@ impl Kernel {
                     },
                 );
             }
+        }
+    }
+
+    /// Puts the revert `op` of a lapsed lease on probation when the watchdog is on and watched
+    /// the step (`scope`); `before` is the service's state before the revert.
+    fn start_probation(
+        &mut self,
+        now: VirtualTime,
+        lease: LeaseId,
+        scope: Option<(Vec<String>, Duration)>,
+        op: &ControlOp,
+        before: &ServiceControl,
+    ) {
+        let (Some((services, ttl)), Some(health), true) =
+            (scope, &self.health, self.config.guards.watchdog)
+        else {
+            return;
+        };
+        let Some(reimpose) = op.undo(before) else {
+            return;
+        };
+        let params = self.config.guards.watchdog_params;
+        let mut watch = Watch::new(&services, health, now);
+        watch.until = Some(now.saturating_add(params.probation()));
+        self.probations.push(Probation {
+            lease,
+            service: op.service().to_string(),
+            reimpose,
+            renewed_ttl: (ttl * 2).min(Duration::from_secs(params.max_lease_s)),
+            watch,
+        });
+    }
+
+    /// Judges lapsed leases on probation: a revert after which the step's affected services
+    /// regressed is taken back — the step re-imposed, its lease renewed (and watched again).
+    /// A probation whose service another plan has locked waits for that plan.
+    fn judge_probations<A: Actuator + ?Sized>(&mut self, now: VirtualTime, actuator: &mut A) {
+        self.probations.retain(|p| !p.watch.expired(now));
+        let Some(health) = &self.health else {
+            return;
+        };
+        let cfg = self.config.guards.watchdog_params.probe();
+        let mut tripped = Vec::new();
+        for (i, p) in self.probations.iter_mut().enumerate() {
+            if self.locks.contains_key(&p.service) {
+                continue;
+            }
+            if let Some(service) = p.watch.judge(&cfg, health, now) {
+                tripped.push((i, service));
+            }
+        }
+        for (i, regressed) in tripped.into_iter().rev() {
+            let p = self.probations.remove(i);
+            let step = p.lease.step;
+            let Some(before) = actuator.observe(&p.service) else {
+                continue;
+            };
+            if let Err(error) = actuator.apply(&p.reimpose) {
+                self.journal.append(
+                    now,
+                    p.lease.plan,
+                    Event::UndoFailed {
+                        step,
+                        op: p.reimpose,
+                        error,
+                    },
+                );
+                continue;
+            }
+            let expires = now.saturating_add(p.renewed_ttl);
+            self.leases
+                .record(p.lease, &p.reimpose, &before, Some(expires));
+            let services: Vec<String> = p.watch.baseline.into_iter().map(|(s, _)| s).collect();
+            let mut watch = Watch::new(&services, health, now);
+            watch.until = Some(expires);
+            self.watches.push(CommittedWatch {
+                lease: p.lease,
+                undo: p.reimpose.undo(&before),
+                watch,
+            });
+            self.lease_scopes.insert(p.lease, (services, p.renewed_ttl));
+            self.journal.append(
+                now,
+                p.lease.plan,
+                Event::LeaseRenewed {
+                    step,
+                    service: regressed,
+                    op: Some(p.reimpose),
+                    ttl_s: p.renewed_ttl.as_secs(),
+                },
+            );
         }
     }
 
@@ -1057,15 +1176,20 @@ impl Kernel {
                     match revert.op {
                         None => Ok(None),
                         Some(op) => match actuator.apply(&op) {
-                            Ok(()) => Ok(Some(op)),
+                            Ok(()) => Ok(Some((op, current))),
                             Err(error) => Err((Some(op), error)),
                         },
                     }
                 }
             };
             match outcome {
-                Ok(op) => {
+                Ok(reverted) => {
                     self.leases.end(lease);
+                    let scope = self.lease_scopes.remove(&lease);
+                    let op = reverted.map(|(op, before)| {
+                        self.start_probation(now, lease, scope, &op, &before);
+                        op
+                    });
                     self.journal.append(
                         now,
                         lease.plan,

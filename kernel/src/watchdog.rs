@@ -13,7 +13,16 @@
 //! 30 s after a 5 s grace. The watchdog uses the same 10 % and takes a step back after at most
 //! `grace_s + sustain_s` = 15 s, so a regression the step causes is undone before the harm rule
 //! could count it — the relation `grace_s + sustain_s < harm grace + sustain` is what matters,
-//! not the exact values. Requests the kernel's own breakers and limiters turn away count as
+//! not the exact values.
+//!
+//! Leases are short (a minute) and *renew on evidence*: when a lease lapses, its revert is itself
+//! watched for [`WatchdogConfig::probation`]; if the step's affected services regress — the
+//! degradation is still needed, the failure it contained persists — the kernel re-imposes the
+//! step and renews the lease for twice as long, up to `max_lease_s`. This is how a load
+//! balancer's outlier detection returns an ejected host to the pool and ejects it again, for
+//! longer, if it still fails. A probe is judged faster than a step (1 s grace, 3 s sustain):
+//! a revert moves traffic at once, and a probe that finds the failure still there must be taken
+//! back before the monitoring side alerts (10 s) and long before harm could count it. Requests the kernel's own breakers and limiters turn away count as
 //! errors, because they are errors in the metrics monitoring reports. Restarts cannot be
 //! undone: the evidence rule is their guard.
 
@@ -38,6 +47,16 @@ pub struct WatchdogConfig {
     pub p99_floor_ms: f64,
     /// How long a committed step without a lease stays watched, seconds.
     pub window_s: u64,
+    /// The longest a renewed lease may run, seconds: each renewal doubles the lease up to this
+    /// (Envoy's outlier ejection grows the same way, to its `max_ejection_time` of 300 s).
+    pub max_lease_s: u64,
+    /// Seconds after a lapsed lease's revert before it is judged: the revert of a drain, breaker
+    /// or limit moves traffic at once, so only the metrics' one-second lag is waited for.
+    pub probe_grace_s: u64,
+    /// Seconds a regression after a lapsed lease's revert must last to renew the lease. With
+    /// the grace, shorter than the monitoring side's alert delay (10 s of violation), so a
+    /// probe that finds the failure still there is taken back before it pages anyone.
+    pub probe_sustain_s: u64,
 }
 
 impl Default for WatchdogConfig {
@@ -49,11 +68,30 @@ impl Default for WatchdogConfig {
             error_floor: 0.001,
             p99_floor_ms: 5.0,
             window_s: 60,
+            max_lease_s: 300,
+            probe_grace_s: 1,
+            probe_sustain_s: 3,
         }
     }
 }
 
 impl WatchdogConfig {
+    /// The watchdog that judges a lapsed lease's revert: the probe's grace and sustain.
+    pub fn probe(&self) -> WatchdogConfig {
+        WatchdogConfig {
+            grace_s: self.probe_grace_s,
+            sustain_s: self.probe_sustain_s,
+            ..*self
+        }
+    }
+
+    /// How long a lapsed lease's revert stays on probation: a regression that starts when the
+    /// probe's grace ends still has its sustain period to trip, and as long again for the
+    /// metrics to show it.
+    pub fn probation(&self) -> Duration {
+        Duration::from_secs(self.probe_grace_s + 2 * self.probe_sustain_s)
+    }
+
     /// Whether `now` is worse than `before` by more than the relative margin and the floor.
     /// P99 is that of successful requests, so when errors fall (a remedy working) the P99 of
     /// the requests that now succeed may rise without anything getting worse: a latency

@@ -57,6 +57,8 @@ pub fn color(p: PolicyKind) -> RGBColor {
         PolicyKind::NaiveMicroreboot => RGBColor(255, 127, 14),
         PolicyKind::Unconstrained => RGBColor(214, 39, 40),
         PolicyKind::ConstrainedStructural => RGBColor(148, 103, 189),
+        PolicyKind::ConstrainedEvidence => RGBColor(23, 190, 207),
+        PolicyKind::ConstrainedWatchdog => RGBColor(188, 189, 34),
         PolicyKind::Constrained => RGBColor(44, 160, 44),
         PolicyKind::Oracle => RGBColor(60, 60, 60),
     }

@@ -311,6 +311,9 @@ impl<'a> Results<'a> {
         for r in &self.online {
             c.rollbacks += r.rollbacks;
             c.lease_expiries += r.lease_expiries;
+            c.lease_renewals += r.lease_renewals;
+            c.watchdog_undos += r.watchdog_undos;
+            c.breakers_closed += r.breakers_closed;
             c.aborted_plans += r.plans_aborted;
             *c.faults.entry(r.fault).or_default() += 1;
             if r.ttr_s.is_some() {
@@ -368,6 +371,12 @@ pub struct Coverage {
     pub rollbacks: u32,
     /// Leases reverted.
     pub lease_expiries: u32,
+    /// Leases renewed on evidence.
+    pub lease_renewals: u32,
+    /// Steps the watchdog took back.
+    pub watchdog_undos: u32,
+    /// Half-open breakers closed early.
+    pub breakers_closed: u32,
     /// Aborted plans.
     pub aborted_plans: u32,
     /// Runs or incidents per fault type.

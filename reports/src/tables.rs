@@ -365,10 +365,14 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
         "undo/compensation operations".into(),
         c.rollbacks.to_string(),
     ]);
-    t.rows.push(vec![
-        "leases expired and reverted".into(),
-        c.lease_expiries.to_string(),
-    ]);
+    for (what, n) in [
+        ("leases expired and reverted", c.lease_expiries),
+        ("leases renewed (the failure persisted)", c.lease_renewals),
+        ("watchdog undos (steps taken back)", c.watchdog_undos),
+        ("half-open breakers closed", c.breakers_closed),
+    ] {
+        t.rows.push(vec![what.into(), n.to_string()]);
+    }
     t.rows
         .push(vec!["plans aborted".into(), c.aborted_plans.to_string()]);
     // By name, as the committed coverage tables have always listed them.

@@ -609,6 +609,9 @@ mod tests {
             plans_aborted: 0,
             rollbacks: 0,
             lease_expiries: 0,
+            lease_renewals: 0,
+            watchdog_undos: 0,
+            breakers_closed: 0,
             refused_commands: 0,
             events: 0,
         })

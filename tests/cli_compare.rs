@@ -86,21 +86,26 @@ fn identical_runs_pass_whether_given_as_directory_or_file() {
     );
 }
 
-/// A copy of the baseline as a run of another configuration: `overlay` (TOML) on its
-/// config.toml, every line's config hash rewritten to match, and the constrained crash run of
-/// seed `harmful_seed` (if any) marked harmful.
-fn variant(dir: &Path, overlay: &str, harmful_seed: Option<u64>) {
-    use experiments::eval::EvalConfig;
-    let base_toml = std::fs::read_to_string(data("baseline/config.toml")).unwrap();
-    let old = EvalConfig::from_toml(&base_toml, "base").unwrap();
-    let new = EvalConfig::merge_toml(old.clone(), overlay, "overlay").unwrap();
+/// A copy of the baseline as a run of another configuration: `llm.verification_catch` set to
+/// `catch` in its config.toml, every line's config hash replaced, and the constrained crash run
+/// of seed `harmful_seed` (if any) marked harmful.
+fn variant(dir: &Path, catch: f64, harmful_seed: Option<u64>) {
+    let mut config: toml::Table = std::fs::read_to_string(data("baseline/config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    config["llm"]
+        .as_table_mut()
+        .unwrap()
+        .insert("verification_catch".into(), catch.into());
     let mut gz = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(data("baseline/results.jsonl.gz")).unwrap())
         .read_to_string(&mut gz)
         .unwrap();
     let mut lines = String::new();
-    for line in gz.replace(&old.hash(), &new.hash()).lines() {
+    for line in gz.lines() {
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["config_hash"] = "00000000000000ff".into();
         if v["experiment"] == "online"
             && v["policy"] == "constrained"
             && v["fault"] == "crash"
@@ -110,7 +115,7 @@ fn variant(dir: &Path, overlay: &str, harmful_seed: Option<u64>) {
         }
         lines.push_str(&format!("{v}\n"));
     }
-    std::fs::write(dir.join("config.toml"), reports::toml_text(&new)).unwrap();
+    std::fs::write(dir.join("config.toml"), config.to_string()).unwrap();
     std::fs::File::create(dir.join("results.jsonl"))
         .unwrap()
         .write_all(lines.as_bytes())
@@ -120,7 +125,7 @@ fn variant(dir: &Path, overlay: &str, harmful_seed: Option<u64>) {
 #[test]
 fn different_configurations_are_refused_unless_the_keys_are_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    variant(dir.path(), "[llm]\nverification_catch = 0.5\n", Some(3));
+    variant(dir.path(), 0.5, Some(3));
     let cur = dir.path().display().to_string();
     let (code, _, err) = microreboot(&["compare", &data("baseline"), &cur]);
     assert_eq!(code, 2, "{err}");

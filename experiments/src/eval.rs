@@ -8,6 +8,7 @@ use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
 use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine};
+use crate::shard::{JobOutput, Part, Shard};
 use agents::{LlmConfig, PolicyKind};
 use faults::FaultType;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -342,7 +343,7 @@ pub fn timeline(
 }
 
 /// What the evaluation produced.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct EvalOutput {
     /// `results.jsonl`, in job order.
     pub lines: Vec<ResultLine>,
@@ -356,7 +357,7 @@ pub struct EvalOutput {
 /// One online run as the incident explorer shows it: its result line, plus the fault's target,
 /// its per-second timeline, the kernel journal, the incidents (with the kernel's verdicts) and
 /// every action with its targets.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunDetail {
     /// The run's result line.
     pub record: OnlineRecord,
@@ -425,6 +426,18 @@ pub fn run_eval(
     threads: usize,
     progress: bool,
 ) -> Result<EvalOutput, String> {
+    let part = run_eval_shard(cfg, provenance, threads, progress, Shard::WHOLE)?;
+    Ok(crate::shard::concat(part.jobs))
+}
+
+/// Runs the jobs of one shard of the evaluation (see [`crate::shard`]).
+pub fn run_eval_shard(
+    cfg: &EvalConfig,
+    provenance: &Provenance,
+    threads: usize,
+    progress: bool,
+    shard: Shard,
+) -> Result<Part, String> {
     cfg.check()?;
     let apps = cfg.load_apps()?;
     let graphs: Vec<DependencyGraph> = cfg.graphs.iter().map(|g| g.build(cfg.seed)).collect();
@@ -469,7 +482,13 @@ pub fn run_eval(
             });
         }
     }
-    let total: u64 = jobs.iter().map(|j| j.weight(cfg)).sum();
+    let total_jobs = jobs.len();
+    let jobs: Vec<(usize, Job)> = jobs
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| shard.contains(*i))
+        .collect();
+    let total: u64 = jobs.iter().map(|(_, j)| j.weight(cfg)).sum();
     let bar = if progress {
         ProgressBar::new(total)
     } else {
@@ -484,24 +503,24 @@ pub fn run_eval(
         .num_threads(threads)
         .build()
         .map_err(|e| e.to_string())?;
-    let results: Vec<Result<EvalOutput, String>> = pool.install(|| {
+    let results: Vec<Result<JobOutput, String>> = pool.install(|| {
         jobs.par_iter()
-            .map(|job| {
+            .map(|(i, job)| {
                 let out = run_job(job, cfg, &apps, &graphs, provenance);
                 bar.inc(job.weight(cfg));
-                out
+                out.map(|output| JobOutput {
+                    position: *i,
+                    output,
+                })
             })
             .collect()
     });
     bar.finish_and_clear();
-    let mut out = EvalOutput::default();
-    for r in results {
-        let r = r?;
-        out.lines.extend(r.lines);
-        out.timelines.extend(r.timelines);
-        out.details.extend(r.details);
-    }
-    Ok(out)
+    Ok(Part {
+        shard,
+        total_jobs,
+        jobs: results.into_iter().collect::<Result<_, _>>()?,
+    })
 }
 
 fn run_job(

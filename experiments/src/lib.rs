@@ -7,7 +7,8 @@
 //! * [`offline`] — incidents on industrial-scale graphs with worst-case effect propagation;
 //! * [`parallel`] — concurrent incidents, parallel vs one-plan-at-a-time execution;
 //! * [`record`] — the result lines (`results.jsonl`) everything else is computed from;
-//! * [`eval`] — the whole matrix, its configuration, and parallel execution across runs.
+//! * [`eval`] — the whole matrix, its configuration, and parallel execution across runs;
+//! * [`shard`] — a deterministic slice of the matrix and the merge of all slices.
 
 pub mod eval;
 pub mod harm;
@@ -16,6 +17,7 @@ pub mod offline;
 pub mod online;
 pub mod parallel;
 pub mod record;
+pub mod shard;
 
 /// 64-bit FNV-1a: a stable digest for seeds and config hashes (std's hashers are not stable
 /// across releases).

@@ -9,13 +9,17 @@
 //! * [`report`] — `REPORT.md`;
 //! * [`timings`] — the wall-clock measurements;
 //! * [`explorer`] — the incident explorer, a static site (`explorer/index.html`);
+//! * [`compare`] — two evaluations cell by cell, with the statistics of [`stats`] and the
+//!   incidents whose verdict changed (`microreboot compare`);
 //! * [`run_dir`] — crash-safe, self-describing output directories (temporary files renamed into
 //!   place, a manifest naming the run, `REPORT.md` only for a complete run).
 
+pub mod compare;
 pub mod explorer;
 pub mod plots;
 pub mod report;
 pub mod run_dir;
+pub mod stats;
 pub mod summary;
 pub mod tables;
 pub mod timings;
@@ -120,7 +124,7 @@ pub fn toml_text(cfg: &EvalConfig) -> String {
 /// What a replay command needs beyond `--app --fault --policy --seed`: the run's configuration
 /// (`dir/config.toml`) when the evaluation's run or LLM parameters are not the defaults
 /// `scenario` uses, and the topology file, if any.
-fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
+pub fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
     let base = EvalConfig::default();
     let differs = |a: serde_json::Result<serde_json::Value>, b| a.ok() != b;
     let mut extra = String::new();

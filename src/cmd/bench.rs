@@ -54,10 +54,22 @@ pub enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
+    /// Deterministic performance gate: instruction counts of five small workloads under
+    /// valgrind's callgrind against a committed baseline (exit 1 past the threshold).
+    Gate(super::gate::GateArgs),
+    /// One gate workload, once (what `bench gate` runs under callgrind).
+    #[command(hide = true)]
+    Workload {
+        /// Which.
+        #[arg(value_enum)]
+        workload: super::gate::Workload,
+    },
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     match bench {
+        Bench::Gate(args) => return super::gate::run_gate(args),
+        Bench::Workload { workload } => return super::gate::run_workload(workload),
         Bench::Validate { services, calls } => {
             anyhow::ensure!(services >= 64, "--services must be at least 64");
             anyhow::ensure!(calls > 0, "--calls must be positive");

@@ -22,7 +22,10 @@ pub fn parse_policy(name: &str) -> Result<PolicyKind, String> {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<super::shard::EvalCommand>,
     /// A small matrix (both apps, all faults and policies, two seeds) in about a minute; no
     /// timing measurements.
     #[arg(long)]
@@ -62,6 +65,11 @@ pub struct Args {
     /// is unreadable) before writing into it.
     #[arg(long)]
     force: bool,
+    /// Run only shard I of N (I from 0) of the matrix and write its partial results to --out;
+    /// `eval merge` joins all N. A complete shard of the same build and configuration already
+    /// in --out is kept, so rerunning an interrupted sweep runs only the missing shards.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<experiments::shard::Shard>,
 }
 
 /// The commit of the source tree this binary was built from (`+dirty` if it has changes).
@@ -196,7 +204,40 @@ fn inference_timings() -> Vec<InferenceTiming> {
     out
 }
 
+/// Takes the output directory for a run of `command` (reports::run_dir), printing its notes (an
+/// interrupted previous run, what was removed).
+pub(super) fn open_out(
+    dir: &Path,
+    command: &str,
+    provenance: &Provenance,
+    force: bool,
+) -> anyhow::Result<reports::run_dir::RunDir> {
+    let (out, notes) = reports::run_dir::RunDir::open(
+        dir,
+        command,
+        &provenance.commit,
+        &provenance.config_hash,
+        force,
+    )?;
+    for note in notes {
+        eprintln!("eval: {note}");
+    }
+    Ok(out)
+}
+
+/// Worker threads for `--jobs` (0: one per core).
+pub(super) fn threads(jobs: usize) -> usize {
+    if jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        jobs
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(super::shard::EvalCommand::Merge(merge)) = args.command {
+        return super::shard::merge(merge);
+    }
     let cfg = config(&args)?;
     if args.print_config {
         outln!("{}", reports::toml_text(&cfg));
@@ -206,23 +247,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         commit: commit(),
         config_hash: cfg.hash(),
     };
+    if let Some(shard) = args.shard {
+        return super::shard::run_shard(
+            &cfg,
+            &provenance,
+            shard,
+            &args.out,
+            args.force,
+            threads(args.jobs),
+        );
+    }
     // Taken before the experiments: a directory that cannot be used is refused at once, and an
     // interrupted run is recorded as such in the manifest.
-    let (mut out, notes) = reports::run_dir::RunDir::open(
-        &args.out,
-        "eval",
-        &provenance.commit,
-        &provenance.config_hash,
-        args.force,
-    )?;
-    for note in notes {
-        eprintln!("eval: {note}");
-    }
-    let threads = if args.jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        args.jobs
-    };
+    let out = open_out(&args.out, "eval", &provenance, args.force)?;
+    let threads = threads(args.jobs);
     let online = cfg.apps.len() * cfg.faults.len() * cfg.seeds as usize * cfg.policies.len();
     eprintln!(
         "eval: {online} online runs ({} apps × {} faults × {} policies × {} seeds) plus sweeps, offline and \
@@ -239,18 +277,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .map_err(|e| anyhow::anyhow!(e))?;
     let output = output.expect("set above");
-    let mut timings = Timings {
+    let timings = Timings {
         eval_wall_s: Some(wall),
         threads,
         ..Timings::default()
     };
-    if !args.quick {
+    report(out, &cfg, &provenance, &output, timings, !args.quick, wall)
+}
+
+/// Times inference (when `measure`), writes the report into `out`, prints the summary, and
+/// checks coverage: what `eval` and `eval merge` do once they have the matrix's output.
+pub(super) fn report(
+    mut out: reports::run_dir::RunDir,
+    cfg: &EvalConfig,
+    provenance: &Provenance,
+    output: &experiments::eval::EvalOutput,
+    mut timings: Timings,
+    measure: bool,
+    wall: f64,
+) -> anyhow::Result<ExitCode> {
+    if measure {
         eprintln!("eval: timing recovery-group inference on the industrial graphs");
         out.stage("timing recovery-group inference")?;
         timings.inference = inference_timings();
     }
-    let files = reports::write(out, &cfg, &provenance, &output, &timings)?;
-    summary(&output.lines, &args.out, files.len(), wall)?;
+    let dir = out.dir().to_path_buf();
+    let files = reports::write(out, cfg, provenance, output, &timings)?;
+    summary(&output.lines, &dir, files.len(), wall)?;
     // Coverage is a property of the whole matrix: a run narrowed to some faults or policies
     // cannot exercise everything, so there a gap is only reported.
     let gaps = Results::new(&output.lines).coverage().gaps();

@@ -10,10 +10,13 @@ macro_rules! outln {
 }
 
 mod bench;
+mod compare;
 mod eval;
+mod gate;
 mod graph;
 mod infer;
 mod scenario;
+mod shard;
 mod sim;
 mod source;
 mod topology;
@@ -55,6 +58,12 @@ enum Command {
     /// Run the evaluation (online, offline, concurrent recovery, sensitivity) and write the
     /// report, plots, tables and results to reports/out/.
     Eval(eval::Args),
+    /// Compare two evaluations cell by cell (harm, recovery, TTR, with statistics) and list the
+    /// seeded incidents whose verdict changed.
+    ///
+    /// Exit status: 0 no significant regression, 1 a regression, 2 bad input or configurations
+    /// that differ outside --allow-differ.
+    Compare(compare::Args),
     /// Run one incident (app, fault, policy, seed) and write its timeline, metrics and journal.
     Scenario(scenario::Args),
     /// Topology files for --topology: build one from your traces.
@@ -89,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Graph(g) => graph::run(g),
         Command::Sim(args) => sim::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Scenario(args) => scenario::run(args),
         Command::Topology(t) => topology::run(t),
     }

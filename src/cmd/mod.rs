@@ -13,6 +13,7 @@ mod bench;
 mod eval;
 mod graph;
 mod infer;
+mod mcp;
 mod scenario;
 mod sim;
 mod source;
@@ -57,6 +58,8 @@ enum Command {
     Eval(eval::Args),
     /// Run one incident (app, fault, policy, seed) and write its timeline, metrics and journal.
     Scenario(scenario::Args),
+    /// Serve one incident to an agent of your own over MCP (stdio); record or replay a cassette.
+    Mcp(mcp::Args),
     /// Topology files for --topology: build one from your traces.
     #[command(subcommand)]
     Topology(topology::Topology),
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Scenario(args) => scenario::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Topology(t) => topology::run(t),
     }
 }

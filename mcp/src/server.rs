@@ -142,14 +142,15 @@ impl<R> Guard<R> {
         self.line.clear();
     }
 
-    /// Moves complete lines from `line` to `ready`, checking each.
+    /// Moves complete lines from `line` to `ready`, checking each (parsed into a `Value`, which
+    /// enforces serde_json's nesting limit; skipping with `IgnoredAny` would not).
     fn take_lines(&mut self) {
         while let Some(end) = self.line.iter().position(|b| *b == b'\n') {
             let rest = self.line.split_off(end + 1);
             let line = std::mem::replace(&mut self.line, rest);
             let body = line[..line.len() - 1].trim_ascii();
             if !body.is_empty()
-                && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                && let Err(e) = serde_json::from_slice::<serde_json::Value>(body)
             {
                 self.fail(format!("malformed message from the agent: {e}"));
                 return;

@@ -146,7 +146,13 @@ impl ExternalAgent {
         }
     }
 
-    fn record(&mut self, now: VirtualTime, call: Call, cost_s: f64, reply: Result<Value, ToolError>) {
+    fn record(
+        &mut self,
+        now: VirtualTime,
+        call: Call,
+        cost_s: f64,
+        reply: Result<Value, ToolError>,
+    ) {
         let (is_error, result) = match reply {
             Ok(v) => (false, v.to_string()),
             Err(e) => (true, e.0),
@@ -391,9 +397,7 @@ impl Policy for ExternalAgent {
                 Step::Wait(s) => {
                     self.pending = Some((call, cost, Pending::Wait));
                     let owed = std::mem::take(&mut self.owed);
-                    self.ready_at = obs
-                        .now
-                        .saturating_add(owed + Duration::from_secs_f64(s));
+                    self.ready_at = obs.now.saturating_add(owed + Duration::from_secs_f64(s));
                     return out;
                 }
             }

@@ -67,7 +67,10 @@ impl CallSource for Link {
                     .answered
                     .map_or(0.0, |a| wall_now().duration_since(a).as_secs_f64());
                 self.pending = Some(request.reply);
-                Ok(Call { wall_s, ..request.call })
+                Ok(Call {
+                    wall_s,
+                    ..request.call
+                })
             }
             Err(RecvTimeoutError::Timeout) => Err(Ended {
                 reason: format!(
@@ -152,7 +155,10 @@ impl CallSource for Replay {
                     "t={} s {} -> {}",
                     r.t_s, r.tool, r.result
                 )),
-                format_args!("t={} s {} -> {}", exchange.t_s, exchange.tool, exchange.result)
+                format_args!(
+                    "t={} s {} -> {}",
+                    exchange.t_s, exchange.tool, exchange.result
+                )
             ));
         }
     }

@@ -202,13 +202,19 @@ pub fn catalogue(mode: Mode) -> Vec<ToolSpec> {
             name: "escalate",
             description: "Hand the incident to a human operator (who fixes it after a response \
                 delay). Use when you cannot find a safe remedy.",
-            schema: object(json!({"reason": {"type": "string", "maxLength": MAX_TEXT_BYTES}}), &["reason"]),
+            schema: object(
+                json!({"reason": {"type": "string", "maxLength": MAX_TEXT_BYTES}}),
+                &["reason"],
+            ),
         },
         ToolSpec {
             name: "resolve",
             description: "Declare your work on the incident done. Monitoring, not you, decides \
                 when it is resolved; after this call no further tool is served.",
-            schema: object(json!({"summary": {"type": "string", "maxLength": MAX_TEXT_BYTES}}), &[]),
+            schema: object(
+                json!({"summary": {"type": "string", "maxLength": MAX_TEXT_BYTES}}),
+                &[],
+            ),
         },
     ]);
     tools
@@ -318,7 +324,11 @@ impl TextArgs {
         let text = match field {
             "reason" if t.summary.is_none() => t.reason,
             "summary" if t.reason.is_none() => t.summary,
-            _ => return Err(ToolError(format!("{tool}: unknown field; expected `{field}`"))),
+            _ => {
+                return Err(ToolError(format!(
+                    "{tool}: unknown field; expected `{field}`"
+                )));
+            }
         };
         let text = text.unwrap_or_default();
         if text.len() > MAX_TEXT_BYTES {
@@ -455,9 +465,9 @@ fn traces(a: &TracesArgs, ctx: &Context<'_>) -> Value {
     let edges: Vec<Value> = g
         .edges()
         .filter(|(from, to, _)| {
-            a.service.as_ref().is_none_or(|s| {
-                g.service(*from).name == *s || g.service(*to).name == *s
-            })
+            a.service
+                .as_ref()
+                .is_none_or(|s| g.service(*from).name == *s || g.service(*to).name == *s)
         })
         .map(|(from, to, d)| {
             json!({
@@ -474,10 +484,7 @@ fn traces(a: &TracesArgs, ctx: &Context<'_>) -> Value {
 fn graph(a: &GraphArgs, ctx: &Context<'_>) -> Result<Value, ToolError> {
     let g = ctx.obs.graph;
     let Some(start) = g.id(&a.service) else {
-        return Err(ToolError(format!(
-            "graph: unknown service `{}`",
-            a.service
-        )));
+        return Err(ToolError(format!("graph: unknown service `{}`", a.service)));
     };
     if !(1..=MAX_GRAPH_DEPTH).contains(&a.depth) {
         return Err(ToolError(format!(
@@ -578,7 +585,11 @@ mod tests {
     #[test]
     fn wait_rejects_nan_negative_and_huge() {
         let m = |v: Value| v.as_object().cloned().unwrap();
-        for bad in [json!({"seconds": -1}), json!({"seconds": 1e9}), json!({"seconds": "x"})] {
+        for bad in [
+            json!({"seconds": -1}),
+            json!({"seconds": 1e9}),
+            json!({"seconds": "x"}),
+        ] {
             assert!(WaitArgs::parse(&m(bad)).is_err());
         }
         assert!(WaitArgs::parse(&m(json!({"seconds": 5, "extra": 1}))).is_err());

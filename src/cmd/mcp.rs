@@ -65,7 +65,9 @@ fn parse_clock(s: &str) -> Result<Clock, String> {
     match s {
         "virtual" => Ok(Clock::Virtual),
         "wall" => Ok(Clock::Wall),
-        other => Err(format!("unknown clock `{other}` (expected virtual or wall)")),
+        other => Err(format!(
+            "unknown clock `{other}` (expected virtual or wall)"
+        )),
     }
 }
 
@@ -176,15 +178,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if matches!(endpoint, Endpoint::Stdio) {
         eprintln!(
             "mcp: serving one {} incident on {} (seed {}, {} mode) over stdio",
-            fault, header.app, header.seed, header.mode.as_str()
+            fault,
+            header.app,
+            header.seed,
+            header.mode.as_str()
         );
     }
     let limits = Limits {
         timeout,
         max_message_bytes: args.max_message_bytes,
     };
-    let agent_run = agent_mcp::run_incident(&spec(label), session, header.clone(), endpoint, limits)?;
-    let noop = run_online(&spec(PolicyKind::Noop))?;
+    // The noop counterfactual runs beside the agent, so that little is left to compute once the
+    // agent is done (an MCP client gives a server a short grace period after it disconnects).
+    let (agent_run, noop) = std::thread::scope(|s| {
+        let noop = s.spawn(|| run_online(&spec(PolicyKind::Noop)));
+        let agent =
+            agent_mcp::run_incident(&spec(label), session, header.clone(), endpoint, limits);
+        (agent, noop.join())
+    });
+    let agent_run = agent_run?;
+    let noop = noop.map_err(|_| anyhow::anyhow!("the noop run panicked"))??;
     let judgement = judge(
         &agent_run.run,
         &app,
@@ -200,7 +213,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "mcp: {} exchanges; session: {}; incident {}; harmful: {}; TTR: {}; wrote {}",
         agent_run.cassette.exchanges.len(),
         closed.map_or("open", |c| c.reason.as_str()),
-        if agent_run.run.incidents.iter().all(|i| i.resolved_at_s.is_some()) {
+        if agent_run
+            .run
+            .incidents
+            .iter()
+            .all(|i| i.resolved_at_s.is_some())
+        {
             "resolved"
         } else {
             "not resolved"

@@ -17,6 +17,7 @@
 //! constrained agent's; raw mode offers `kubectl`, whose commands go straight to the raw
 //! actuator like the unconstrained agent's. No other path reaches actuation.
 
+pub mod bench;
 pub mod cassette;
 pub mod server;
 pub mod session;

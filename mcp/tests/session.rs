@@ -33,8 +33,7 @@ fn run_script(
     };
     let agent = ExternalAgent::new(cfg, Box::new(source), cassette.clone());
     run_with(&spec(&app, fault, &online, seed), Box::new(agent)).unwrap();
-    let c = cassette.lock().unwrap().clone();
-    c
+    cassette.lock().unwrap().clone()
 }
 
 /// Calls every read-only tool once, then waits until the run ends.

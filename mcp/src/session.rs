@@ -324,6 +324,8 @@ fn parse_command(args: &Map<String, Value>) -> Result<RawCommand, ToolError> {
 }
 
 impl Policy for ExternalAgent {
+    // The nearest built-in by what the agent can express; the runner labels runs and picks the
+    // kernel's guards by its `RunSpec::policy`, not by this.
     fn kind(&self) -> PolicyKind {
         match self.cfg.mode {
             Mode::Typed => PolicyKind::Constrained,

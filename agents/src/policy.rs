@@ -191,6 +191,9 @@ pub struct Observation<'a> {
     pub cluster: &'a dyn ClusterView,
     /// The kernel's verdicts on this policy's plans since the last tick, by incident number.
     pub verdicts: &'a [(u64, Verdict)],
+    /// Per-second service and path metrics so far, as monitoring records them (external agents
+    /// read them; the simulated agents do not).
+    pub metrics: &'a [sim::SecondStats],
 }
 
 /// What a policy wants done.

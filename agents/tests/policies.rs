@@ -80,6 +80,7 @@ fn observe(
         graph,
         cluster: &NoCluster,
         verdicts,
+        metrics: &[],
     })
 }
 

@@ -461,6 +461,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
             graph,
             cluster: &sim as &dyn ClusterView,
             verdicts: &verdicts,
+            metrics: sim.metrics().rows(),
         });
         if let Some(message) = policy.failure() {
             return Err(RunError {

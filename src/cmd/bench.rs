@@ -64,6 +64,13 @@ pub enum Bench {
         #[arg(value_enum)]
         workload: super::gate::Workload,
     },
+    /// MCP protocol overhead per tool call: a `tools/call` round trip through the message
+    /// guard, rmcp and the session channel (answer precomputed), beside building the answer.
+    Mcp {
+        /// Round trips to time, each on its own.
+        #[arg(long, default_value_t = 20_000)]
+        calls: u64,
+    },
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
@@ -83,6 +90,24 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
                 f.plan.step_count(),
                 f.scope.len()
             );
+        }
+        Bench::Mcp { calls } => {
+            anyhow::ensure!(calls > 0, "--calls must be positive");
+            let mut client = agent_mcp::bench::RoundTrip::new()?;
+            let mut failed = None;
+            let p = percentiles(calls, || {
+                if let Err(e) = client.call() {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                anyhow::bail!("an MCP round trip failed: {e}");
+            }
+            let direct = percentiles(calls, || {
+                black_box(agent_mcp::bench::answer_text());
+            });
+            outln!("mcp: tools/call round trip (isa, answer precomputed): {p}");
+            outln!("mcp: building the same answer in-process (the peer): {direct}");
         }
         Bench::Infer {
             queries,

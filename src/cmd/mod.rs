@@ -15,6 +15,7 @@ mod eval;
 mod gate;
 mod graph;
 mod infer;
+mod mcp;
 mod scenario;
 mod shard;
 mod sim;
@@ -66,6 +67,8 @@ enum Command {
     Compare(compare::Args),
     /// Run one incident (app, fault, policy, seed) and write its timeline, metrics and journal.
     Scenario(scenario::Args),
+    /// Serve one incident to an agent of your own over MCP (stdio); record or replay a cassette.
+    Mcp(mcp::Args),
     /// Topology files for --topology: build one from your traces.
     #[command(subcommand)]
     Topology(topology::Topology),
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Scenario(args) => scenario::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Topology(t) => topology::run(t),
     }
 }

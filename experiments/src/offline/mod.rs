@@ -358,6 +358,8 @@ fn run_incident(
             graph,
             cluster: &world,
             verdicts: &verdicts,
+            // Offline there is no per-second telemetry; the simulated agents do not read it.
+            metrics: &[],
         };
         let proposals = agent.observe(&obs);
         verdicts.clear();

@@ -17,7 +17,7 @@ fn bad_eval_options_give_clear_errors_listing_the_choices() {
         ),
         (
             &["eval", "--policies", "yolo"],
-            "unknown policy `yolo`; choose from: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained, oracle",
+            "unknown policy `yolo`; choose from: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained-evidence, constrained-watchdog, constrained, oracle",
         ),
         (&["eval", "--seeds", "0"], "seeds must be at least 1"),
         (

@@ -24,7 +24,7 @@ pub struct Args {
     /// Override the fault's target service (for a partition: the caller).
     #[arg(long)]
     target: Option<String>,
-    /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained or oracle.
+    /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained-evidence, constrained-watchdog, constrained or oracle.
     #[arg(long, value_parser = parse_policy)]
     policy: PolicyKind,
     /// Seed.

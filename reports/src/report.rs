@@ -283,10 +283,12 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
              scope and ordered but semantically wrong — restarting a healthy cache, a rate limit above the 50% floor \
              that still sheds load, a breaker on an edge the caller needs. The guards act on what monitoring sees \
              (DESIGN §5–6): the evidence rule refuses actions on services that show no failure, the SLO watchdog \
-             takes back steps whose affected services regress, and half-open breakers close once the callee \
-             recovers. What still gets through: a step whose regression the watchdog cannot tell from the fault's \
-             own errors within its 15 s (its baseline includes them; the harm rule excludes them by cause tag), and \
-             restarts, which nothing can undo.",
+             takes back steps whose affected services regress, half-open breakers close once the callee recovers, \
+             and minute-long leases lapse unless their revert regresses (then the kernel renews them); the guard \
+             ablation table shows what each contributes. What still gets through: a step whose regression the \
+             watchdog cannot tell from the fault's own errors within its 15 s (a rate limit on a service the fault \
+             already makes fail: its baseline includes the fault's errors, which the harm rule excludes by cause \
+             tag), and restarts, which nothing can undo.",
             pct(u),
             pct(c),
             structural
@@ -311,10 +313,12 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
              worst-case by design (a disruption fails every caller path for its whole duration), our graphs are \
              synthetic ones calibrated to the published shape statistics rather than the original traces, the \
              incident mix (fault type uniform, root cause by traffic) is ours, and the reconnect storm of an \
-             undrained hub restart ({:.0} s, `offline.hub_storm_s`) is an assumption, not a measurement. Offline, \
-             plans are judged with the evidence rule (health derived from the ground truth through the alerting \
-             rule) but not executed as kernel transactions, so the watchdog and half-open breakers do not act there \
-             yet: offline constrained harm is the evidence rule's alone.",
+             undrained hub restart ({:.0} s, `offline.hub_storm_s`) is an assumption, not a measurement. Offline \
+             incidents run through the same policies and the same kernel as online — typed plans as transactions \
+             with every guard, against a world whose monitoring is derived from the ground truth — so the \
+             watchdog, half-open breakers and lease probation act there too; what fails where the fault has the \
+             root down is the fault's, as online. What remains is restarts the evidence allows (a failing \
+             database or cache restarted for a fault a restart does not cure; callers restarted out of order).",
             offline.join("; "),
             cfg.offline.hub_storm_s
         );

@@ -439,6 +439,24 @@ impl DependencyGraph {
             .map(|e| (e.source(), e.weight()))
     }
 
+    /// `id` and every service that calls it, transitively, breadth first (`id` first): the
+    /// services whose SLOs a change to `id` may move.
+    pub fn upstream(&self, id: ServiceId) -> Vec<ServiceId> {
+        let mut seen = vec![false; self.graph.node_bound()];
+        seen[id.index()] = true;
+        let mut order = vec![id];
+        let mut i = 0;
+        while i < order.len() {
+            for (caller, _) in self.callers(order[i]) {
+                if !std::mem::replace(&mut seen[caller.index()], true) {
+                    order.push(caller);
+                }
+            }
+            i += 1;
+        }
+        order
+    }
+
     /// Number of distinct callers of `id`.
     pub fn fan_in(&self, id: ServiceId) -> usize {
         self.graph[id].fan_in()

@@ -240,6 +240,9 @@ struct Probation {
     service: String,
     /// The revert's exact undo: what re-imposes the step.
     reimpose: ControlOp,
+    /// The service's state just after the revert: if anything changes it before the probation
+    /// trips (another plan's step), the probation is dropped rather than undo that change.
+    reverted: ServiceControl,
     /// The renewed lease's length.
     renewed_ttl: Duration,
     watch: Watch,
@@ -1076,9 +1079,10 @@ impl Kernel {
         scope: Option<(Vec<String>, Duration)>,
         op: &ControlOp,
         before: &ServiceControl,
+        reverted: Option<ServiceControl>,
     ) {
-        let (Some((services, ttl)), Some(health), true) =
-            (scope, &self.health, self.config.guards.watchdog)
+        let (Some((services, ttl)), Some(health), Some(reverted), true) =
+            (scope, &self.health, reverted, self.config.guards.watchdog)
         else {
             return;
         };
@@ -1092,6 +1096,7 @@ impl Kernel {
             lease,
             service: op.service().to_string(),
             reimpose,
+            reverted,
             renewed_ttl: (ttl * 2).min(Duration::from_secs(params.max_lease_s)),
             watch,
         });
@@ -1121,6 +1126,9 @@ impl Kernel {
             let Some(before) = actuator.observe(&p.service) else {
                 continue;
             };
+            if before != p.reverted {
+                continue; // changed since the revert: re-imposing would undo someone else's step
+            }
             if let Err(error) = actuator.apply(&p.reimpose) {
                 self.journal.append(
                     now,
@@ -1187,7 +1195,8 @@ impl Kernel {
                     self.leases.end(lease);
                     let scope = self.lease_scopes.remove(&lease);
                     let op = reverted.map(|(op, before)| {
-                        self.start_probation(now, lease, scope, &op, &before);
+                        let reverted = actuator.observe(&service);
+                        self.start_probation(now, lease, scope, &op, &before, reverted);
                         op
                     });
                     self.journal.append(
@@ -1247,17 +1256,9 @@ fn upstream_of(graph: &DependencyGraph, service: &str) -> Vec<String> {
     let Some(start) = graph.id(service) else {
         return vec![service.to_string()];
     };
-    let mut seen = vec![start];
-    let mut i = 0;
-    while i < seen.len() {
-        for (caller, _) in graph.callers(seen[i]) {
-            if !seen.contains(&caller) {
-                seen.push(caller);
-            }
-        }
-        i += 1;
-    }
-    seen.into_iter()
+    graph
+        .upstream(start)
+        .into_iter()
         .map(|id| graph.service(id).name.clone())
         .collect()
 }

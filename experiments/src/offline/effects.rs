@@ -187,8 +187,8 @@ impl<'a> Effects<'a> {
         self.fail(service, at, fail_until - at + storm + cold, what);
     }
 
-    /// Puts `degradation` in place at `at` (`on`) or removes it; what an operation that
-    /// removes it does not end, nothing else does.
+    /// Puts `degradation` in place at `at` (`on`) or removes it (`!on`), closing its disruption.
+    /// One left in place lasts until [`Effects::finish`] (forever).
     pub fn degrade(&mut self, degradation: Degradation, on: bool, at: f64, what: &str) {
         if on {
             self.open
@@ -239,7 +239,8 @@ impl<'a> Effects<'a> {
 /// `service` and every transitive caller of it.
 fn upstream_and_self(graph: &DependencyGraph, service: &str) -> BTreeSet<String> {
     graph.id(service).map_or_else(BTreeSet::new, |start| {
-        super::callers_closure(graph, start)
+        graph
+            .upstream(start)
             .into_iter()
             .map(|id| graph.service(id).name.clone())
             .collect()

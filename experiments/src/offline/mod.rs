@@ -249,24 +249,6 @@ pub struct OfflineSetup<'a> {
     pub harm: &'a crate::harm::HarmConfig,
 }
 
-/// `start` and every transitive caller of it, breadth first (`start` first).
-fn callers_closure(graph: &DependencyGraph, start: ServiceId) -> Vec<ServiceId> {
-    let mut seen = vec![false; graph.service_count()];
-    seen[start.index()] = true;
-    let mut order = vec![start];
-    let mut i = 0;
-    while i < order.len() {
-        for (caller, _) in graph.callers(order[i]) {
-            if !seen[caller.index()] {
-                seen[caller.index()] = true;
-                order.push(caller);
-            }
-        }
-        i += 1;
-    }
-    order
-}
-
 /// Longest an offline incident runs, seconds: three diagnosis rounds with their reassessment
 /// delays, plans and leases fit well inside.
 pub const HORIZON_S: u64 = 900;

@@ -43,8 +43,9 @@ pub(super) struct World<'a> {
     /// A misconfig rolled back to a version the service had.
     rolled_back: bool,
     pub effects: Effects<'a>,
-    /// The last health snapshot, with what it was computed from.
-    health: Option<(bool, Vec<String>, Health)>,
+    /// The last health snapshot, with what it was computed from (failing, disrupted services,
+    /// open breakers).
+    health: Option<((bool, Vec<String>, usize), Health)>,
 }
 
 impl<'a> World<'a> {
@@ -104,9 +105,16 @@ impl<'a> World<'a> {
             .into_iter()
             .map(str::to_string)
             .collect();
-        if let Some((f, d, h)) = &self.health
-            && *f == failing
-            && *d == disrupted
+        // The snapshot changes only with these: the fault, the disruptions, the open breakers.
+        let breakers = self
+            .state
+            .services
+            .values()
+            .map(|c| c.open_breakers.len())
+            .sum::<usize>();
+        let key = (failing, disrupted, breakers);
+        if let Some((k, h)) = &self.health
+            && *k == key
         {
             return h.clone();
         }
@@ -158,7 +166,7 @@ impl<'a> World<'a> {
                 health.set(s, ServiceHealth::default());
             }
         }
-        for service in &disrupted {
+        for service in &key.1 {
             let mut hit = self.upstream(service);
             hit.push(service.clone());
             for s in hit {
@@ -168,7 +176,7 @@ impl<'a> World<'a> {
                 health.set(s, h);
             }
         }
-        self.health = Some((failing, disrupted, health.clone()));
+        self.health = Some((key, health.clone()));
         health
     }
 
@@ -177,7 +185,7 @@ impl<'a> World<'a> {
         let Some(start) = self.graph.id(service) else {
             return Vec::new();
         };
-        super::callers_closure(self.graph, start)[1..]
+        self.graph.upstream(start)[1..]
             .iter()
             .map(|&id| self.graph.service(id).name.clone())
             .collect()

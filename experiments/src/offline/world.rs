@@ -27,6 +27,10 @@ use sim::actuator::RawCommand;
 use sim::{ReplicaState, ReplicaStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What a health snapshot is computed from: whether the fault shows, the disrupted services,
+/// the number of open breakers.
+type HealthKey = (bool, Vec<String>, usize);
+
 /// One incident's world under one policy.
 pub(super) struct World<'a> {
     graph: &'a DependencyGraph,
@@ -43,9 +47,8 @@ pub(super) struct World<'a> {
     /// A misconfig rolled back to a version the service had.
     rolled_back: bool,
     pub effects: Effects<'a>,
-    /// The last health snapshot, with what it was computed from (failing, disrupted services,
-    /// open breakers).
-    health: Option<((bool, Vec<String>, usize), Health)>,
+    /// The last health snapshot, with what it was computed from.
+    health: Option<(HealthKey, Health)>,
 }
 
 impl<'a> World<'a> {

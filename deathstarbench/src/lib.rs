@@ -580,3 +580,6 @@ pub use scenarios::{
     BUILTIN_TARGETS, BuiltinTargets, FaultChoice, TargetSource, Traffic, fault_for, rule_target,
     scenario_fault,
 };
+
+pub mod drawn;
+pub use drawn::{ScenarioSet, scenario_for};

@@ -89,6 +89,8 @@ pub enum TargetSource {
     Rule,
     /// The user (`--target`, a schedule).
     Given,
+    /// Drawn from the seed (`drawn` module).
+    Drawn,
 }
 
 impl TargetSource {
@@ -98,6 +100,7 @@ impl TargetSource {
             TargetSource::Table => "built-in table",
             TargetSource::Rule => "fault-target rule",
             TargetSource::Given => "given",
+            TargetSource::Drawn => "drawn from the seed",
         }
     }
 }

@@ -7,7 +7,9 @@ use crate::harm::Series;
 use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
-use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine};
+use crate::record::{
+    GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario,
+};
 use crate::shard::{JobOutput, Part, Shard};
 use agents::{LlmConfig, PolicyKind};
 use faults::FaultType;
@@ -60,6 +62,9 @@ pub struct EvalConfig {
     pub topology: Option<String>,
     /// Fault types.
     pub faults: Vec<FaultType>,
+    /// Fault scenarios: `drawn` (target, replicas and intensity drawn from each seed) or
+    /// `fixed` (one per app and fault; docs/faults.md).
+    pub scenarios: deathstarbench::ScenarioSet,
     /// Policies.
     pub policies: Vec<PolicyKind>,
     /// Industrial graphs for the offline experiment.
@@ -81,9 +86,10 @@ impl Default for EvalConfig {
         EvalConfig {
             seed: 1,
             seeds: 10,
-            apps: vec!["socialNetwork".into(), "hotelReservation".into()],
+            apps: deathstarbench::APPS.iter().map(|a| a.to_string()).collect(),
             topology: None,
             faults: FaultType::ALL.to_vec(),
+            scenarios: deathstarbench::ScenarioSet::default(),
             policies: PolicyKind::ALL.to_vec(),
             graphs: IndustrialGraph::ALL.to_vec(),
             llm: LlmConfig::default(),
@@ -96,10 +102,11 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
-    /// The small matrix of `eval --quick`: both apps, all faults and policies, two seeds.
+    /// The small matrix of `eval --quick`: two apps, all faults and policies, two seeds.
     pub fn quick() -> Self {
         EvalConfig {
             seeds: 2,
+            apps: deathstarbench::APPS[..2].iter().map(|a| a.to_string()).collect(),
             offline: OfflineConfig {
                 incidents: 200,
                 ..OfflineConfig::default()
@@ -540,10 +547,11 @@ fn run_job(
             seed_index,
         } => {
             let app_spec = &apps[*app];
-            let fault_spec = deathstarbench::fault_for(
+            let fault_spec = deathstarbench::scenario_for(
                 app_spec,
                 *fault,
-                None,
+                cfg.scenarios,
+                *seed,
                 cfg.online.fault_start_s,
                 cfg.online.fault_duration_s,
             )
@@ -577,16 +585,19 @@ fn run_job(
                           result: &crate::online::OnlineRun,
                           out: &mut EvalOutput| {
                 let judgement = judge(result, app_spec, Some(&noop_series), &cfg.online);
-                let record = OnlineRecord::new(
-                    provenance.clone(),
-                    &app_spec.name,
-                    *fault,
-                    policy,
-                    *seed,
-                    factor,
-                    result,
-                    &judgement,
-                );
+                let record = OnlineRecord {
+                    scenario: Some(Scenario::of(cfg.scenarios, &schedule.faults[0], result)),
+                    ..OnlineRecord::new(
+                        provenance.clone(),
+                        &app_spec.name,
+                        *fault,
+                        policy,
+                        *seed,
+                        factor,
+                        result,
+                        &judgement,
+                    )
+                };
                 let points = timeline(&app_spec.name, *fault, policy, &result.rows);
                 if with_timeline && factor == 1.0 {
                     out.timelines.extend(points.iter().cloned());

@@ -94,6 +94,51 @@ pub struct OnlineRecord {
     pub refused_commands: u32,
     /// Simulator events (a determinism fingerprint).
     pub events: u64,
+    /// The fault scenario the run injected: what the seed drew (or the fixed set's choice).
+    /// Absent in lines written before scenarios were recorded.
+    #[serde(default)]
+    pub scenario: Option<Scenario>,
+}
+
+/// The fault scenario of a run, as injected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// The scenario set it came from.
+    pub set: deathstarbench::ScenarioSet,
+    /// The service hit.
+    pub target: String,
+    /// The replicas the injection hit (ordinals, resolved at injection).
+    pub replicas: Vec<u32>,
+    /// Type and intensity (for a partition: the dependency cut off).
+    pub intensity: faults::FaultKind,
+}
+
+impl Scenario {
+    /// The scenario of `spec`, drawn from `set`, with the replicas `run` injected it on.
+    pub fn of(set: deathstarbench::ScenarioSet, spec: &faults::FaultSpec, run: &OnlineRun) -> Self {
+        let replicas = run
+            .fault_log
+            .iter()
+            .find(|e| e.what == "inject")
+            .map(|e| e.replicas.clone())
+            .unwrap_or_default();
+        Scenario {
+            set,
+            target: spec.target.clone(),
+            replicas,
+            intensity: spec.kind.clone(),
+        }
+    }
+
+    /// The target as a breakdown names it: the service, or `caller ↛ dependency`.
+    pub fn target_label(&self) -> String {
+        match &self.intensity {
+            faults::FaultKind::Partition { dependency } => {
+                format!("{} ↛ {dependency}", self.target)
+            }
+            _ => self.target.clone(),
+        }
+    }
 }
 
 impl OnlineRecord {
@@ -191,6 +236,7 @@ impl OnlineRecord {
             breakers_closed: count(|e| matches!(e, Event::BreakerClosed { .. })),
             refused_commands: run.refused_commands.len() as u32,
             events: run.events,
+            scenario: None,
         }
     }
 }

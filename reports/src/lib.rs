@@ -14,6 +14,7 @@
 //! * [`run_dir`] — crash-safe, self-describing output directories (temporary files renamed into
 //!   place, a manifest naming the run, `REPORT.md` only for a complete run).
 
+pub mod breakdown;
 pub mod compare;
 pub mod explorer;
 pub mod plots;
@@ -136,6 +137,9 @@ pub fn replay_extra(cfg: &EvalConfig, dir: &std::path::Path) -> String {
         serde_json::to_value(base.llm).ok(),
     ) {
         extra.push_str(&format!(" --config {}", dir.join("config.toml").display()));
+    }
+    if cfg.scenarios != base.scenarios {
+        extra.push_str(&format!(" --scenarios {}", cfg.scenarios.as_str()));
     }
     if let Some(t) = &cfg.topology {
         extra.push_str(&format!(" --topology {t}"));

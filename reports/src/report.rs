@@ -61,6 +61,19 @@ pub fn render(
     );
     let _ = writeln!(
         w,
+        "### Online, per application\n\nHarmful incidents (95% interval) and incidents recovered within the run.\n\n{}",
+        crate::breakdown::harm_by_app(results).markdown()
+    );
+    let _ = writeln!(
+        w,
+        "### Online, per fault target\n\nEach seed draws the fault's target, replicas and intensity \
+         (`scenarios = \"{}\"`, docs/faults.md): harmful / runs per drawn target, for the targets any policy \
+         harmed on.\n\n{}",
+        cfg.scenarios.as_str(),
+        crate::breakdown::harm_by_target(results).markdown()
+    );
+    let _ = writeln!(
+        w,
         "### Offline (industrial graphs, worst-case effect propagation)\n\n{}",
         harm_offline.markdown()
     );

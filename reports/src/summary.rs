@@ -55,7 +55,7 @@ impl Proportion {
         )
     }
 
-    fn add(&mut self, hit: bool) {
+    pub(crate) fn add(&mut self, hit: bool) {
         self.n += 1;
         self.k += u32::from(hit);
     }

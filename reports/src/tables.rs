@@ -20,7 +20,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(name: &'static str, header: &[&str]) -> Self {
+    pub(crate) fn new(name: &'static str, header: &[&str]) -> Self {
         Table {
             name,
             header: header.iter().map(|s| s.to_string()).collect(),
@@ -475,6 +475,8 @@ pub fn all(r: &Results<'_>) -> Vec<Table> {
     vec![
         guard_ablation(r),
         harm_online(r),
+        crate::breakdown::harm_by_app(r),
+        crate::breakdown::harm_by_target(r),
         harm_offline(r),
         harm_by_action(r),
         ttr(r),

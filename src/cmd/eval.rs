@@ -26,7 +26,7 @@ pub fn parse_policy(name: &str) -> Result<PolicyKind, String> {
 pub struct Args {
     #[command(subcommand)]
     command: Option<super::shard::EvalCommand>,
-    /// A small matrix (both apps, all faults and policies, two seeds) in about a minute; no
+    /// A small matrix (two apps, all faults and policies, two seeds) in about a minute; no
     /// timing measurements.
     #[arg(long)]
     quick: bool,
@@ -54,6 +54,10 @@ pub struct Args {
     /// constrained, oracle).
     #[arg(long, value_delimiter = ',', value_parser = parse_policy)]
     policies: Option<Vec<PolicyKind>>,
+    /// Fault scenarios: drawn (target, replicas and intensity from each seed) or fixed (one per
+    /// app × fault; docs/faults.md).
+    #[arg(long)]
+    scenarios: Option<deathstarbench::ScenarioSet>,
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
@@ -143,6 +147,9 @@ fn config(args: &Args) -> anyhow::Result<EvalConfig> {
     }
     if let Some(p) = &args.policies {
         cfg.policies = p.clone();
+    }
+    if let Some(s) = args.scenarios {
+        cfg.scenarios = s;
     }
     cfg.check().map_err(|e| anyhow::anyhow!(e))?;
     Ok(cfg)

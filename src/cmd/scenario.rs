@@ -8,7 +8,7 @@ use agents::PolicyKind;
 use experiments::eval::{EvalConfig, timeline};
 use experiments::harm::Series;
 use experiments::online::{Detection, Execution, RunSpec, judge, run as run_online, run_with};
-use experiments::record::{OnlineRecord, Provenance};
+use experiments::record::{OnlineRecord, Provenance, Scenario};
 use faults::FaultType;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +24,10 @@ pub struct Args {
     /// Override the fault's target service (for a partition: the caller).
     #[arg(long)]
     target: Option<String>,
+    /// Fault scenario when no --target is given: drawn from the seed (as `eval` draws it) or
+    /// fixed (docs/faults.md); default: the configuration's `scenarios`.
+    #[arg(long)]
+    scenarios: Option<deathstarbench::ScenarioSet>,
     /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained-evidence, constrained-watchdog, constrained or oracle.
     #[arg(long, value_parser = parse_policy)]
     policy: PolicyKind,
@@ -114,14 +118,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.faults = vec![args.fault];
     cfg.check().map_err(|e| anyhow::anyhow!(e))?;
     let app = args.app.load()?;
-    let choice = deathstarbench::fault_for(
-        &app,
-        args.fault,
-        args.target.as_deref(),
-        cfg.online.fault_start_s,
-        cfg.online.fault_duration_s,
-    )
+    if let Some(s) = args.scenarios {
+        cfg.scenarios = s;
+    }
+    let choice = match args.target.as_deref() {
+        Some(_) => deathstarbench::fault_for(
+            &app,
+            args.fault,
+            args.target.as_deref(),
+            cfg.online.fault_start_s,
+            cfg.online.fault_duration_s,
+        ),
+        None => deathstarbench::scenario_for(
+            &app,
+            args.fault,
+            cfg.scenarios,
+            args.seed,
+            cfg.online.fault_start_s,
+            cfg.online.fault_duration_s,
+        ),
+    }
     .map_err(|e| anyhow::anyhow!(e))?;
+    let set = match choice.source {
+        deathstarbench::TargetSource::Drawn => deathstarbench::ScenarioSet::Drawn,
+        _ => deathstarbench::ScenarioSet::Fixed,
+    };
     let fault_line = format!(
         "fault: {} (target: {})",
         choice.spec,
@@ -169,16 +190,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(&Series::from_rows(&noop.rows)),
         &cfg.online,
     );
-    let record = OnlineRecord::new(
-        provenance,
-        &args.app.app,
-        args.fault,
-        args.policy,
-        args.seed,
-        1.0,
-        result_ref,
-        &judgement,
-    );
+    let record = OnlineRecord {
+        scenario: Some(Scenario::of(set, &schedule.faults[0], result_ref)),
+        ..OnlineRecord::new(
+            provenance,
+            &args.app.app,
+            args.fault,
+            args.policy,
+            args.seed,
+            1.0,
+            result_ref,
+            &judgement,
+        )
+    };
 
     let mut write = |name: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
         out.write(name, &bytes)?;

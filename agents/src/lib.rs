@@ -24,4 +24,5 @@ pub use llm::{LlmConfig, MistakeRates};
 pub use pipeline::{Diagnosis, FaultType, GroundTruth, IncidentLlm, Mistake, Remedy, View};
 pub use policy::{
     ClusterView, IncidentInfo, Observation, Policy, PolicyKind, Proposal, make, oracle_plan,
+    oracle_plan_in,
 };

@@ -573,8 +573,9 @@ impl IncidentLlm {
         }
         let mut restart_stages: Vec<Vec<Step>> = Vec::new();
         for s in &restarts {
-            // Hubs are drained around their restart; the skip-drain mistake forgets it.
-            let hub = g.id(s).is_some_and(|i| g.is_hub(i));
+            // Hubs (the scope's, whose threshold may be relative to the graph, or the graph's
+            // absolute ones) are drained around their restart; the skip-drain mistake forgets it.
+            let hub = view.scope.requires_drain(s) || g.id(s).is_some_and(|i| g.is_hub(i));
             if hub && !has(Mistake::SkipDrain) {
                 restart_stages.push(vec![act(Action::Drain {
                     service: name(s),

@@ -555,13 +555,32 @@ impl Policy for LlmAgent {
 /// Batches of a rolling restart (keeps plans within the kernel's length and restart budget).
 const ROLLING_BATCHES: u32 = 4;
 
-/// The ground-truth plan for a fault (what a perfect operator does), in the typed ISA.
+/// The ground-truth plan for a fault (what a perfect operator does), in the typed ISA, with the
+/// graph's absolute hub threshold deciding whether a restart is drained.
 pub fn oracle_plan(incident: &IncidentId, truth: &GroundTruth, graph: &DependencyGraph) -> Plan {
+    let hub = graph.id(&truth.root_cause).is_some_and(|i| graph.is_hub(i));
+    oracle_plan_drained(incident, truth, graph, hub)
+}
+
+/// The ground-truth plan for an incident whose recovery scope says which services are hubs
+/// (the scope's threshold may be relative to the graph).
+pub fn oracle_plan_in(info: &IncidentInfo, graph: &DependencyGraph) -> Plan {
+    let hub = info.scope.requires_drain(&info.truth.root_cause)
+        || graph.id(&info.truth.root_cause).is_some_and(|i| graph.is_hub(i));
+    oracle_plan_drained(&info.id, &info.truth, graph, hub)
+}
+
+/// The ground-truth plan; `hub`: whether the root cause's restart needs a drain around it.
+fn oracle_plan_drained(
+    incident: &IncidentId,
+    truth: &GroundTruth,
+    graph: &DependencyGraph,
+    hub: bool,
+) -> Plan {
     let name = |s: &str| ServiceName::try_from(s).expect("valid service name");
     let svc = truth.root_cause.as_str();
     let id = graph.id(svc);
     let replicas = id.map_or(1, |i| graph.service(i).replicas);
-    let hub = id.is_some_and(|i| graph.is_hub(i));
     let ids = |r: &[u32]| ReplicaSelector::Ids(r.to_vec());
     let mut stages: Vec<Vec<Action>> = Vec::new();
     let mut leases = Vec::new();
@@ -667,7 +686,7 @@ impl Policy for Oracle {
                 self.submitted.push(info.number);
                 out.push(Proposal::Typed {
                     incident: info.number,
-                    plan: oracle_plan(&info.id, &info.truth, obs.graph),
+                    plan: oracle_plan_in(info, obs.graph),
                 });
             }
         }

@@ -26,9 +26,10 @@
 //! recovery and index load), measured from the kill to readiness. Caches hit 97 % of the time
 //! when warm (redis 99 %) and warm with a 30 s time constant.
 //!
-//! Fault scenarios: each fault type's default target comes from the topology — the built-in
-//! applications' named table or the fault-target rule for any other topology (`scenarios`
-//! module, [`fault_for`], `docs/faults.md`).
+//! Fault scenarios: drawn from the seed over each fault type's eligible targets and intensity
+//! range (`drawn` module, [`scenario_for`]), or fixed — the built-in applications' named table or
+//! the fault-target rule for any other topology (`scenarios` module, [`fault_for`]);
+//! `docs/faults.md` documents both.
 //!
 //! Conditions: `… miss` calls happen only when the preceding cache call missed;
 //! content-dependent ones (`post contains urls`, `post contains @mentions`) with probability

@@ -12,6 +12,7 @@
 
 pub mod eval;
 pub mod harm;
+pub mod hubs;
 pub mod observe;
 pub mod offline;
 pub mod online;

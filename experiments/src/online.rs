@@ -23,7 +23,7 @@ use crate::harm::{
 use crate::observe::{Evidence, Monitor, TraceGraph, downstream, symptom};
 use agents::{
     ClusterView, Diagnosis, GroundTruth, IncidentInfo, LlmConfig, Mistake, Observation, Policy,
-    PolicyKind, Proposal, oracle_plan,
+    PolicyKind, Proposal, oracle_plan_in,
 };
 use faults::{FaultEvent, FaultInjector, FaultSchedule, FaultType};
 use kernel::groups::{GroupConfig, Inference};
@@ -382,7 +382,15 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 .id(&symptom_name)
                 .expect("every service is in the graph");
             let scope = inference
-                .infer(&graph, sid, id.clone(), GroupConfig::default())
+                .infer(
+                    &graph,
+                    sid,
+                    id.clone(),
+                    GroupConfig {
+                        hub_fan_in: crate::hubs::hub_fan_in(&graph),
+                        ..GroupConfig::default()
+                    },
+                )
                 .scope;
             let covered = coverage(app, symptom_idx, &scope);
             tracing::info!(
@@ -449,7 +457,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         for inc in incidents.iter_mut() {
             if inc.resolved_at.is_none() && inc.human_due.is_some_and(|due| now >= due) {
                 inc.human_due = None;
-                let plan = oracle_plan(&inc.info.id, &inc.info.truth, graph);
+                let plan = oracle_plan_in(&inc.info, graph);
                 serial_queue.push_back((inc.info.number, plan, Actor::Human));
             }
         }

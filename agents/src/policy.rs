@@ -566,7 +566,9 @@ pub fn oracle_plan(incident: &IncidentId, truth: &GroundTruth, graph: &Dependenc
 /// (the scope's threshold may be relative to the graph).
 pub fn oracle_plan_in(info: &IncidentInfo, graph: &DependencyGraph) -> Plan {
     let hub = info.scope.requires_drain(&info.truth.root_cause)
-        || graph.id(&info.truth.root_cause).is_some_and(|i| graph.is_hub(i));
+        || graph
+            .id(&info.truth.root_cause)
+            .is_some_and(|i| graph.is_hub(i));
     oracle_plan_drained(&info.id, &info.truth, graph, hub)
 }
 

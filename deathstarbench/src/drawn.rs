@@ -169,9 +169,8 @@ pub struct Candidate {
 /// The eligible targets of `fault` in `spec`, in topology order.
 pub fn eligible(spec: &AppSpec, fault: FaultType) -> Vec<Candidate> {
     let t = Traffic::of(spec);
-    let with_traffic = |i: usize| {
-        t.service[i] > 0.0 && !t.entry[i] && spec.services[i].kind != ServiceKind::Infra
-    };
+    let with_traffic =
+        |i: usize| t.service[i] > 0.0 && !t.entry[i] && spec.services[i].kind != ServiceKind::Infra;
     let service = |i| Candidate {
         service: i,
         dependency: None,
@@ -394,17 +393,31 @@ mod tests {
     fn the_fixed_set_is_the_table_and_a_user_topology_gets_drawn_scenarios() {
         let spec = load("hotelReservation", &Deployment::default()).unwrap();
         for seed in [1, 2] {
-            let f = scenario_for(&spec, FaultType::Crash, ScenarioSet::Fixed, seed, 1.0, 2.0)
-                .unwrap();
-            assert_eq!((f.spec.target.as_str(), f.source), ("rate", TargetSource::Table));
+            let f =
+                scenario_for(&spec, FaultType::Crash, ScenarioSet::Fixed, seed, 1.0, 2.0).unwrap();
+            assert_eq!(
+                (f.spec.target.as_str(), f.source),
+                ("rate", TargetSource::Table)
+            );
         }
         let mut renamed = spec.clone();
         renamed.name = "myHotel".into();
-        let f =
-            scenario_for(&renamed, FaultType::Partition, ScenarioSet::Drawn, 3, 1.0, 2.0).unwrap();
+        let f = scenario_for(
+            &renamed,
+            FaultType::Partition,
+            ScenarioSet::Drawn,
+            3,
+            1.0,
+            2.0,
+        )
+        .unwrap();
         assert_eq!(f.source, TargetSource::Drawn);
         assert_eq!("drawn".parse::<ScenarioSet>(), Ok(ScenarioSet::Drawn));
-        assert!("x".parse::<ScenarioSet>().unwrap_err().contains("drawn, fixed"));
+        assert!(
+            "x".parse::<ScenarioSet>()
+                .unwrap_err()
+                .contains("drawn, fixed")
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ impl EvalConfig {
     pub fn quick() -> Self {
         EvalConfig {
             seeds: 2,
-            apps: deathstarbench::APPS[..2].iter().map(|a| a.to_string()).collect(),
+            apps: deathstarbench::APPS[..2]
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             offline: OfflineConfig {
                 incidents: 200,
                 ..OfflineConfig::default()

@@ -89,6 +89,8 @@ fn sim_scenario_and_eval_run_on_a_topology_of_ones_own() {
         "shop",
         "--fault",
         "crash",
+        "--scenarios",
+        "fixed",
         "--policy",
         "constrained",
         "--out",

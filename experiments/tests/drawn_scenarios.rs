@@ -54,7 +54,9 @@ fn scenarios(set: ScenarioSet) -> BTreeMap<(u64, PolicyKind), experiments::recor
         .filter_map(|l| match l {
             ResultLine::Online(r) => Some((
                 (r.seed, r.policy),
-                r.scenario.clone().expect("every online line records its scenario"),
+                r.scenario
+                    .clone()
+                    .expect("every online line records its scenario"),
             )),
             _ => None,
         })

@@ -51,9 +51,13 @@ pub fn harm_by_target(r: &Results<'_>) -> Table {
     let mut cells: BTreeMap<(String, String, String), BTreeMap<PolicyKind, Proportion>> =
         BTreeMap::new();
     for x in r.online_main().filter(|x| policies.contains(&x.policy)) {
-        let Some(s) = &x.scenario else { continue };
+        // Lines written before scenarios were recorded group under one label.
+        let target = x
+            .scenario
+            .as_ref()
+            .map_or_else(|| "(not recorded)".to_string(), |s| s.target_label());
         cells
-            .entry((x.app.clone(), x.fault.to_string(), s.target_label()))
+            .entry((x.app.clone(), x.fault.to_string(), target))
             .or_default()
             .entry(x.policy)
             .or_default()

@@ -169,7 +169,12 @@ fn a_crash_is_fixed_through_the_kernel_and_a_replay_is_byte_identical() {
                     })
                     .map(|s| s["service"].clone())
                     .unwrap_or(inc["symptom"].clone());
-                let plan = json!({"incident": inc["incident"], "stages": [[{"restart": {"service": down, "replicas": "all"}}]]});
+                // Drained first and restored after, as the kernel asks of a hub (R3).
+                let plan = json!({"incident": inc["incident"], "stages": [
+                    [{"drain": {"service": down, "replicas": "all"}}],
+                    [{"restart": {"service": down, "replicas": "all"}}],
+                    [{"restore_traffic": {"service": down}}],
+                ]});
                 Some(("propose_plan".into(), json!({"plan": plan})))
             }
             n if n < 14 && json(&seen[n - 1])["status"] != "resolved" => {

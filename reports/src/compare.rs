@@ -614,6 +614,7 @@ mod tests {
             breakers_closed: 0,
             refused_commands: 0,
             events: 0,
+            scenario: None,
         })
     }
 

@@ -116,6 +116,7 @@ impl EvalConfig {
             },
             parallel: ParallelConfig {
                 seeds: 1,
+                counts: vec![1, 5],
                 ..ParallelConfig::default()
             },
             sensitivity: SensitivityConfig {
@@ -404,6 +405,8 @@ enum Job {
     Parallel {
         app: usize,
         seed: u64,
+        count: u32,
+        mix: crate::parallel::Mix,
     },
     Graph {
         graph: usize,
@@ -485,11 +488,17 @@ pub fn run_eval_shard(
         }
     }
     for (a, _) in cfg.apps.iter().enumerate() {
-        for s in 0..u64::from(cfg.parallel.seeds) {
-            jobs.push(Job::Parallel {
-                app: a,
-                seed: cfg.seed + s,
-            });
+        for &mix in &cfg.parallel.mixes {
+            for &count in &cfg.parallel.counts {
+                for s in 0..u64::from(cfg.parallel.seeds) {
+                    jobs.push(Job::Parallel {
+                        app: a,
+                        seed: cfg.seed + s,
+                        count,
+                        mix,
+                    });
+                }
+            }
         }
     }
     let total_jobs = jobs.len();
@@ -667,16 +676,28 @@ fn run_job(
                     })
                 }));
         }
-        Job::Parallel { app, seed } => {
+        Job::Parallel {
+            app,
+            seed,
+            count,
+            mix,
+        } => {
             let records = run_pair(
                 &apps[*app],
                 *seed,
-                &cfg.parallel,
+                *count,
+                *mix,
                 &cfg.online,
                 cfg.llm,
                 provenance,
             )
-            .map_err(|e| format!("{} concurrent recovery, seed {seed}: {e}", apps[*app].name))?;
+            .map_err(|e| {
+                format!(
+                    "{} concurrent recovery ({count} × {}), seed {seed}: {e}",
+                    apps[*app].name,
+                    mix.as_str()
+                )
+            })?;
             out.lines
                 .extend(records.into_iter().map(ResultLine::Parallel));
         }

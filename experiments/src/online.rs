@@ -371,9 +371,12 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 inc.log.resolved_at_s = Some(now.as_secs_f64());
             }
         }
-        // Open new incidents.
-        let opened = detect(spec, &injector, &monitor, &incidents, now);
-        if let Some((symptom_idx, fault_id, truth)) = opened {
+        // Open new incidents: monitoring opens at most one per tick (the next alert's symptom
+        // may already be covered by it); ground truth opens every fault that is due, so faults
+        // that start together open together.
+        while let Some((symptom_idx, fault_id, truth)) =
+            detect(spec, &injector, &monitor, &incidents, now)
+        {
             let graph = trace.snapshot(&sim);
             let number = incidents.len() as u64 + 1;
             let id = IncidentId::try_from(format!("inc-{number}")).expect("valid id");
@@ -433,6 +436,9 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 human_due: None,
                 fault_id,
             });
+            if spec.detection == Detection::Monitoring {
+                break;
+            }
         }
 
         let open: Vec<IncidentInfo> = incidents

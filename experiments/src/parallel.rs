@@ -1,11 +1,21 @@
-//! Concurrent recovery: several simultaneous faults in different recovery groups, remedied by
-//! the oracle's plans through the kernel, executed in parallel (disjoint plans concurrently,
-//! overlapping ones serialised by the kernel's locks) or one plan at a time — on the same seeds.
+//! Concurrent recovery, like for like: `N` incidents on traffic-carrying services in disjoint
+//! restart groups, all opened in the same tick, remedied by the oracle's plans through the
+//! kernel — executed in parallel (disjoint plans concurrently, overlapping ones serialised by the
+//! kernel's locks) or one plan at a time, on the same seeds and the same faults, so both modes
+//! remedy the same set and only the execution differs.
 //!
-//! The scenario: `faults` services (not the entry) drawn by the seed, each hung (a crash), plus a
-//! bad configuration pushed to the first of them. The misconfiguration's rollback plan touches a
-//! service the crash's restart plan holds, so the kernel must refuse it (`R13-lock-conflict`)
-//! until the restart commits: overlapping plans serialise while disjoint ones run together.
+//! The experiment sweeps `N` over [`ParallelConfig::counts`] and the plan-length mix over
+//! [`ParallelConfig::mixes`]: every target stateless (equal-length plans), or every other target a
+//! database (a 30 s start against a stateless service's 5–8 s, so the longest plan bounds the
+//! speed-up). The `overlapping` mix adds a bad configuration pushed to the first target, whose
+//! rollback touches the service the restart holds: the kernel must refuse it (`R13-lock-conflict`)
+//! until the restart commits.
+//!
+//! Targets are drawn by the seed among the services the crash scenario may hit (those with
+//! traffic on a user path; [`deathstarbench::drawn::eligible`]) such that no two share a restart
+//! group: a service, the services it reads at start-up and those that read it at start-up restart
+//! together, so they count as one group. An app with too few such services for a cell is not run
+//! in that cell (the report's pair count shows it).
 //!
 //! From each run's journal the experiment checks that no two plans executing at the same time
 //! ever touched the same service.
@@ -13,7 +23,7 @@
 use crate::online::{Detection, Execution, OnlineConfig, OnlineRun, RunError, RunSpec, judge, run};
 use crate::record::{ParallelRecord, Provenance};
 use agents::{LlmConfig, PolicyKind};
-use faults::{CrashMode, FaultKind, FaultSchedule, FaultSpec, ReplicaPick};
+use faults::{CrashMode, FaultKind, FaultSchedule, FaultSpec, FaultType, ReplicaPick};
 use kernel::journal::Event;
 use kernel::{ServiceKind, VirtualTime};
 use rand::RngExt;
@@ -22,44 +32,100 @@ use sim::rng::{self, Stream};
 use sim::spec::AppSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The plan-length mix of a concurrent-recovery cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mix {
+    /// Every target a stateless service: equal-length plans.
+    Stateless,
+    /// Every other target a database (the first stateless): unequal plans.
+    Databases,
+    /// Stateless targets plus a bad configuration on the first, whose rollback overlaps its
+    /// restart (the kernel's locks serialise the two).
+    Overlapping,
+}
+
+impl Mix {
+    /// Snake-case name, as in configurations and result lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mix::Stateless => "stateless",
+            Mix::Databases => "databases",
+            Mix::Overlapping => "overlapping",
+        }
+    }
+
+    /// The service kind of the `k`-th target.
+    fn kind(self, k: u32) -> ServiceKind {
+        match self {
+            Mix::Databases if k % 2 == 1 => ServiceKind::Db,
+            _ => ServiceKind::Stateless,
+        }
+    }
+}
+
 /// Parameters of the concurrent-recovery experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ParallelConfig {
-    /// Seeds per application.
+    /// Seeds per application and cell.
     pub seeds: u32,
-    /// Simultaneous crashes.
-    pub faults: u32,
+    /// Simultaneous incidents, one cell each.
+    pub counts: Vec<u32>,
+    /// Plan-length mixes, one cell each.
+    pub mixes: Vec<Mix>,
 }
 
 impl Default for ParallelConfig {
     fn default() -> Self {
         ParallelConfig {
             seeds: 3,
-            faults: 5,
+            counts: (1..=8).collect(),
+            mixes: vec![Mix::Stateless, Mix::Databases],
         }
     }
 }
 
-/// The seed's concurrent faults on `app`, starting at `start_s`.
-pub fn schedule(
-    app: &AppSpec,
-    seed: u64,
-    faults: u32,
-    start_s: f64,
-    duration_s: f64,
-) -> FaultSchedule {
+/// The services `i` must restart together with: itself, what it reads at start-up, and what
+/// reads it at start-up.
+fn restart_group(app: &AppSpec, i: usize) -> BTreeSet<usize> {
+    let mut group: BTreeSet<usize> = app.services[i].startup_deps.iter().copied().collect();
+    group.insert(i);
+    group.extend(
+        (0..app.services.len()).filter(|&j| app.services[j].startup_deps.contains(&i)),
+    );
+    group
+}
+
+/// The seed's `count` targets of `mix` on `app`, in disjoint restart groups; `None` when the
+/// app has too few.
+pub fn targets(app: &AppSpec, seed: u64, count: u32, mix: Mix) -> Option<Vec<String>> {
     let mut rng = rng::stream(seed, Stream::Scenario);
-    let mut candidates: Vec<&str> = app
-        .services
-        .iter()
-        .filter(|s| !matches!(s.kind, ServiceKind::Frontend | ServiceKind::Infra))
-        .map(|s| s.name.as_str())
+    let mut candidates: Vec<usize> = deathstarbench::drawn::eligible(app, FaultType::Crash)
+        .into_iter()
+        .map(|c| c.service)
         .collect();
-    let mut chosen = Vec::new();
-    while (chosen.len() as u32) < faults && !candidates.is_empty() {
-        chosen.push(candidates.swap_remove(rng.random_range(0..candidates.len())));
+    // A seeded shuffle (Fisher–Yates), so that the choice below is a uniform draw.
+    for i in (1..candidates.len()).rev() {
+        candidates.swap(i, rng.random_range(0..=i));
     }
+    let mut taken: BTreeSet<usize> = BTreeSet::new();
+    let mut chosen = Vec::new();
+    for k in 0..count {
+        let kind = mix.kind(k);
+        let pick = candidates.iter().position(|&c| {
+            app.services[c].kind == kind && restart_group(app, c).is_disjoint(&taken)
+        })?;
+        let c = candidates.remove(pick);
+        taken.extend(restart_group(app, c));
+        chosen.push(app.services[c].name.clone());
+    }
+    Some(chosen)
+}
+
+/// The faults of a cell: each target hung from `start_s`, plus the overlapping mix's bad
+/// configuration on the first.
+pub fn schedule(targets: &[String], mix: Mix, start_s: f64, duration_s: f64) -> FaultSchedule {
     let fault = |target: &str, kind: FaultKind| FaultSpec {
         target: target.to_string(),
         replicas: ReplicaPick::All,
@@ -67,7 +133,7 @@ pub fn schedule(
         duration_s,
         kind,
     };
-    let mut list: Vec<FaultSpec> = chosen
+    let mut list: Vec<FaultSpec> = targets
         .iter()
         .map(|t| {
             fault(
@@ -78,7 +144,7 @@ pub fn schedule(
             )
         })
         .collect();
-    if let Some(first) = chosen.first() {
+    if let (Mix::Overlapping, Some(first)) = (mix, targets.first()) {
         list.push(fault(first, FaultKind::Misconfig { fail_fraction: 1.0 }));
     }
     FaultSchedule { faults: list }
@@ -135,22 +201,21 @@ fn makespan(run: &OnlineRun) -> Option<f64> {
     Some(last.since(first).as_secs_f64())
 }
 
-/// Runs the scenario of `seed` on `app` with both execution modes.
+/// Runs the cell (`count` incidents of `mix`) of `seed` on `app` with both execution modes;
+/// no records when the app has too few disjoint targets.
 pub fn run_pair(
     app: &AppSpec,
     seed: u64,
-    cfg: &ParallelConfig,
+    count: u32,
+    mix: Mix,
     online: &OnlineConfig,
     llm: LlmConfig,
     provenance: &Provenance,
 ) -> Result<Vec<ParallelRecord>, RunError> {
-    let faults = schedule(
-        app,
-        seed,
-        cfg.faults,
-        online.fault_start_s,
-        online.fault_duration_s,
-    );
+    let Some(targets) = targets(app, seed, count, mix) else {
+        return Ok(Vec::new());
+    };
+    let faults = schedule(&targets, mix, online.fault_start_s, online.fault_duration_s);
     [Execution::Parallel, Execution::Serial]
         .into_iter()
         .map(|execution| {
@@ -181,11 +246,22 @@ pub fn run_pair(
                 provenance: provenance.clone(),
                 app: app.name.clone(),
                 seed,
+                mix,
+                count,
                 execution,
                 faults: faults
                     .faults
                     .iter()
                     .map(|f| format!("{}@{}", f.kind.fault_type(), f.target))
+                    .collect(),
+                opened_at_s: result.incidents.iter().map(|i| i.opened_at_s).collect(),
+                resolved: result
+                    .incidents
+                    .iter()
+                    .filter(|i| i.resolved_at_s.is_some())
+                    .map(|i| i.root_cause.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
                     .collect(),
                 ttr_s: judgement.ttr_s,
                 makespan_s: makespan(&result),

@@ -277,10 +277,18 @@ pub struct ParallelRecord {
     pub app: String,
     /// Seed.
     pub seed: u64,
+    /// Plan-length mix of the cell.
+    pub mix: crate::parallel::Mix,
+    /// Simultaneous incidents of the cell.
+    pub count: u32,
     /// `parallel` or `serial`.
     pub execution: crate::online::Execution,
     /// The faults, `type@service`.
     pub faults: Vec<String>,
+    /// When each incident opened, seconds (all in one tick: the faults start together).
+    pub opened_at_s: Vec<f64>,
+    /// Root causes of the incidents resolved within the run, sorted.
+    pub resolved: Vec<String>,
     /// Time to recovery of the whole system, seconds.
     pub ttr_s: Option<f64>,
     /// First plan step to last plan end, seconds.

@@ -10,7 +10,7 @@ use experiments::offline::OfflineConfig;
 use experiments::online::{
     Actor, Detection, Execution, OnlineConfig, OnlineRun, RunSpec, judge, run,
 };
-use experiments::parallel::{ParallelConfig, run_pair};
+use experiments::parallel::{Mix, ParallelConfig, run_pair};
 use experiments::record::{Provenance, read_results, write_results};
 use faults::FaultType;
 use kernel::journal::Event;
@@ -214,13 +214,19 @@ fn concurrent_plans_never_share_a_service_and_parallel_beats_serial() {
     let records = run_pair(
         &hotel,
         1,
-        &ParallelConfig::default(),
+        5,
+        Mix::Overlapping,
         &cfg,
         LlmConfig::default(),
         &provenance,
     )
     .unwrap();
     let (par, ser) = (&records[0], &records[1]);
+    // Like for like: the same faults, opened in one tick, and the same incidents remedied.
+    assert_eq!(par.faults, ser.faults);
+    assert_eq!(par.faults.len(), 6, "five hangs and the overlapping bad config");
+    assert!(par.opened_at_s.windows(2).all(|w| w[0] == w[1]), "{par:?}");
+    assert_eq!(par.resolved, ser.resolved);
     assert_eq!((par.overlap_violations, ser.overlap_violations), (0, 0));
     assert!(par.max_concurrent_plans >= 2, "{par:?}");
     assert_eq!(ser.max_concurrent_plans, 1, "{ser:?}");

@@ -29,7 +29,7 @@ use crate::graph::DependencyGraph;
 use crate::health::Health;
 use crate::isa::{Action, LeaseSeconds, Plan, RollbackClass};
 use crate::journal::{Event, Journal};
-use crate::lease::{LeaseBook, LeaseId};
+use crate::lease::{Knob, LeaseBook, LeaseId};
 use crate::scope::RecoveryScope;
 use crate::state::{ControlOp, ControlState, ServiceControl};
 use crate::time::VirtualTime;
@@ -1031,14 +1031,34 @@ impl Kernel {
     /// At commit: every step enters the lease book in order, leased ones as holds that expire
     /// `ttl` after now, the others as permanent changes (see [`crate::lease`]); watched steps
     /// stay watched for their lease, or the watchdog's window.
+    ///
+    /// Unleased steps of one plan on the same knob compose into their net change: only the
+    /// last is watched, and its revert restores the value before the plan's first step on the
+    /// knob — so a drain closed by its `restore_traffic` is no change and nothing to revert
+    /// (undoing the restore alone would drain the service again; DESIGN §6).
     fn arm_leases(&mut self, now: VirtualTime, id: PlanId, txn: &Txn) {
         let window = Duration::from_secs(self.config.guards.watchdog_params.window_s);
-        for applied in &txn.applied {
+        let knob = |a: &AppliedStep| Knob::of(&a.op).filter(|_| a.lease.is_none());
+        for (i, applied) in txn.applied.iter().enumerate() {
             let lease = LeaseId {
                 plan: id,
                 step: applied.step,
             };
-            if let Some(mut watch) = applied.watch.clone() {
+            let mut undo = applied.undo.clone();
+            if let Some(k) = knob(applied) {
+                let same = |a: &AppliedStep| knob(a).as_ref() == Some(&k);
+                if txn.applied[i + 1..].iter().any(same) {
+                    undo = None; // a later step of the plan on this knob carries the net revert
+                } else if let Some(first) = txn.applied[..i].iter().find(|a| same(a)) {
+                    undo = first.undo.clone().filter(|net| *net != applied.op);
+                }
+            }
+            // A knob step with nothing left to revert is not watched after commit.
+            let watched = applied
+                .watch
+                .clone()
+                .filter(|_| undo.is_some() || knob(applied).is_none());
+            if let Some(mut watch) = watched {
                 watch.until =
                     Some(now.saturating_add(applied.lease.map_or(window, |l| l.duration())));
                 if let Some(ttl) = applied.lease {
@@ -1047,7 +1067,7 @@ impl Kernel {
                 }
                 self.watches.push(CommittedWatch {
                     lease,
-                    undo: applied.undo.clone(),
+                    undo,
                     watch,
                 });
             }

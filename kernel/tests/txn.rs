@@ -637,3 +637,66 @@ fn guards_off_leave_the_breaker_for_its_duration() {
             .contains("geo")
     );
 }
+
+/// A plan's steps on one knob compose into their net change after commit: a hub drained,
+/// restarted and put back has left its drain as it found it, so when a caller regresses
+/// afterwards (say, because another plan restarted it) there is nothing to take back — undoing
+/// the `restore_traffic` alone would drain the hub again and fail everything that calls it.
+#[test]
+fn a_drain_closed_by_its_restore_is_not_undone_after_commit() {
+    let (initial, mut actuator, mut kernel) = fresh();
+    kernel.observe_health(health_with("search", 0.5)); // evidence for the restart
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        r#"[[{"drain": {"service": "search", "replicas": "all"}}],
+            [{"restart": {"service": "search", "replicas": "all"}}],
+            [{"restore_traffic": {"service": "search"}}]]"#,
+        "[]",
+    );
+    for s in t + 1..t + 60 {
+        kernel.observe_health(health_with("frontend", 0.3)); // search's caller fails
+        kernel.poll(secs(s), &mut actuator);
+    }
+    assert!(
+        !events(&kernel).contains(&"watchdog_undo"),
+        "{:?}",
+        events(&kernel)
+    );
+    assert_eq!(
+        actuator.state.get("search").unwrap().drained,
+        initial.get("search").unwrap().drained,
+        "search serves again"
+    );
+}
+
+/// Two scale steps on one service revert together: one undo to the count before the first.
+#[test]
+fn two_steps_on_one_knob_revert_to_the_value_before_the_first() {
+    let (initial, mut actuator, mut kernel) = fresh();
+    let before = initial.get("geo").unwrap().replicas;
+    kernel.observe_health(health_with("geo", 0.5)); // geo fails: evidence for scaling it
+    let t = commit(
+        &mut kernel,
+        &mut actuator,
+        0,
+        &format!(
+            r#"[[{{"scale": {{"service": "geo", "replicas": {}}}}}],
+                [{{"scale": {{"service": "geo", "replicas": {}}}}}]]"#,
+            before + 1,
+            before + 2
+        ),
+        "[]",
+    );
+    for s in t + 1..t + 40 {
+        kernel.observe_health(health_with("search", 0.3)); // geo's caller fails
+        kernel.poll(secs(s), &mut actuator);
+    }
+    let undos = events(&kernel)
+        .iter()
+        .filter(|e| **e == "watchdog_undo")
+        .count();
+    assert_eq!(undos, 1, "{:?}", events(&kernel));
+    assert_eq!(actuator.state.get("geo").unwrap().replicas, before);
+}

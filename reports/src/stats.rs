@@ -1,6 +1,7 @@
-//! The statistics behind `microreboot compare`: the normal distribution, Wilson score intervals
-//! at any confidence, Newcombe's hybrid score interval for a difference of two proportions, and
-//! the Mann–Whitney rank test for times to recovery where "not recovered" ranks last.
+//! The statistics behind `microreboot compare` and the report: the normal distribution, Wilson
+//! score intervals at any confidence, Newcombe's hybrid score interval for a difference of two
+//! proportions, the Mann–Whitney rank test for times to recovery where "not recovered" ranks
+//! last, and the distribution-free order-statistic interval of a median.
 //!
 //! Everything here is closed-form or a rank count: no resampling, so no seed is needed and the
 //! same inputs always give the same bits.
@@ -125,9 +126,80 @@ pub fn mann_whitney(baseline: &[Option<f64>], current: &[Option<f64>]) -> Option
     })
 }
 
+/// A median with its distribution-free confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MedianInterval {
+    /// The sample median.
+    pub median: f64,
+    /// Lower bound: the `k`-th smallest value.
+    pub lo: f64,
+    /// Upper bound: the `k`-th largest value.
+    pub hi: f64,
+    /// The interval's exact coverage, `1 − 2·P(Bin(n, ½) < k)` (at least the asked confidence
+    /// when the sample allows it; with fewer than six values, `[min, max]` covers less than 95 %).
+    pub coverage: f64,
+}
+
+/// The median of `values` and the order-statistic interval `[x₍ₖ₎, x₍ₙ₋ₖ₊₁₎]` with the largest
+/// `k` whose coverage is at least `confidence` (the sign-test interval: it assumes only that the
+/// values are independent draws, not their distribution). `None` for no values.
+pub fn median_interval(values: &[f64], confidence: f64) -> Option<MedianInterval> {
+    let mut x = values.to_vec();
+    x.sort_by(f64::total_cmp);
+    let n = x.len();
+    if n == 0 {
+        return None;
+    }
+    let median = if n % 2 == 1 {
+        x[n / 2]
+    } else {
+        0.5 * (x[n / 2 - 1] + x[n / 2])
+    };
+    // [x₍ₖ₎, x₍ₙ₋ₖ₊₁₎] misses the median with probability 2·P(Bin(n, ½) ≤ k − 1); grow k while
+    // the coverage stays at least `confidence` (k = 1, [min, max], when nothing reaches it).
+    let half_n = 0.5_f64.powi(n as i32);
+    let mut coefficient = 1.0_f64; // C(n, j)
+    let mut tail = 0.0_f64; // P(Bin ≤ j)
+    let (mut k, mut coverage) = (1, 1.0 - 2.0 * half_n);
+    for j in 0..n / 2 {
+        tail += coefficient * half_n;
+        if 1.0 - 2.0 * tail < confidence {
+            break;
+        }
+        (k, coverage) = (j + 1, 1.0 - 2.0 * tail);
+        coefficient = coefficient * (n - j) as f64 / (j + 1) as f64;
+    }
+    Some(MedianInterval {
+        median,
+        lo: x[k - 1],
+        hi: x[n - k],
+        coverage,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_intervals_are_the_sign_test_order_statistics() {
+        // n = 9: P(Bin(9, ½) ≤ 1) = 10/512, so k = 2 covers 1 − 20/512 ≈ 96.1 %.
+        let v: Vec<f64> = (1..=9).rev().map(f64::from).collect();
+        let m = median_interval(&v, 0.95).unwrap();
+        assert_eq!((m.median, m.lo, m.hi), (5.0, 2.0, 8.0));
+        assert!((m.coverage - (1.0 - 20.0 / 512.0)).abs() < 1e-12);
+        // n = 5 cannot reach 95 %: [min, max], covering 1 − 2/32.
+        let m = median_interval(&[3.0, 1.0, 2.0, 5.0, 4.0], 0.95).unwrap();
+        assert_eq!((m.median, m.lo, m.hi), (3.0, 1.0, 5.0));
+        assert!((m.coverage - (1.0 - 2.0 / 32.0)).abs() < 1e-12);
+        // n = 20: k = 6 (P(Bin(20, ½) ≤ 5) ≈ 0.0207).
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        let m = median_interval(&v, 0.95).unwrap();
+        assert_eq!((m.lo, m.hi), (6.0, 15.0));
+        assert!(m.coverage >= 0.95);
+        assert_eq!(median_interval(&[], 0.95), None);
+        assert_eq!(median_interval(&[2.0, 4.0], 0.95).unwrap().median, 3.0);
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

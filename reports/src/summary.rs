@@ -4,6 +4,7 @@
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
 use experiments::online::{Actor, Execution};
+use experiments::parallel::Mix;
 use experiments::record::{GraphRecord, OfflineRecord, OnlineRecord, ParallelRecord, ResultLine};
 use faults::FaultType;
 use kernel::Rule;
@@ -279,26 +280,42 @@ impl<'a> Results<'a> {
         t
     }
 
-    /// Concurrent recovery per app × execution: (runs, mean TTR over recovered runs, recovered,
-    /// mean makespan, max concurrent plans, overlap violations, lock conflicts).
-    pub fn parallel_summary(&self) -> BTreeMap<(String, Execution), ParallelSummary> {
-        let mut t: BTreeMap<(String, Execution), ParallelSummary> = BTreeMap::new();
+    /// Concurrent recovery per cell (mix × incidents), pooled over apps and seeds: each
+    /// (app, seed) with both a parallel and a serial run is one pair.
+    pub fn parallel_cells(&self) -> BTreeMap<(Mix, u32), ParallelCell> {
+        type Pair<'r> = [Option<&'r ParallelRecord>; 2];
+        let mut pairs: BTreeMap<(Mix, u32, &str, u64), Pair<'_>> = BTreeMap::new();
         for r in &self.parallel {
-            let e = t.entry((r.app.clone(), r.execution)).or_default();
-            e.runs += 1;
-            if let Some(x) = r.ttr_s {
-                e.recovered += 1;
-                e.ttr_sum += x;
-            }
-            if let Some(m) = r.makespan_s {
-                e.makespans += 1;
-                e.makespan_sum += m;
-            }
-            e.max_concurrent = e.max_concurrent.max(r.max_concurrent_plans);
-            e.overlap_violations += r.overlap_violations;
-            e.lock_conflicts += r.lock_conflicts;
+            let slot = usize::from(r.execution == Execution::Serial);
+            pairs
+                .entry((r.mix, r.count, r.app.as_str(), r.seed))
+                .or_default()[slot] = Some(r);
         }
-        t
+        let mut cells: BTreeMap<(Mix, u32), ParallelCell> = BTreeMap::new();
+        for ((mix, count, app, _), pair) in pairs {
+            let [Some(par), Some(ser)] = pair else {
+                continue;
+            };
+            let c = cells.entry((mix, count)).or_default();
+            c.pairs += 1;
+            c.apps.insert(app.to_string());
+            c.same_resolved += u32::from(par.resolved == ser.resolved);
+            let ratio = |s: Option<f64>, p: Option<f64>| match (s, p) {
+                (Some(s), Some(p)) if p > 0.0 => Some(s / p),
+                _ => None,
+            };
+            c.makespan_speedups
+                .extend(ratio(ser.makespan_s, par.makespan_s));
+            c.ttr_speedups.extend(ratio(ser.ttr_s, par.ttr_s));
+            for r in [par, ser] {
+                c.overlap_violations += r.overlap_violations;
+                c.lock_conflicts += r.lock_conflicts;
+            }
+            c.serial_makespans.extend(ser.makespan_s);
+            c.parallel_makespans.extend(par.makespan_s);
+            c.max_concurrent = c.max_concurrent.max(par.max_concurrent_plans);
+        }
+        cells
     }
 
     /// Coverage: how often each rule fired, each rollback kind happened, and which action kinds
@@ -329,37 +346,29 @@ impl<'a> Results<'a> {
     }
 }
 
-/// Aggregates of the concurrent-recovery runs of one app and execution mode.
+/// The concurrent-recovery pairs of one cell (mix × incidents).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct ParallelSummary {
-    /// Runs.
-    pub runs: u32,
-    /// Runs that recovered within the run.
-    pub recovered: u32,
-    /// Sum of their TTRs.
-    pub ttr_sum: f64,
-    /// Runs with a makespan.
-    pub makespans: u32,
-    /// Sum of makespans.
-    pub makespan_sum: f64,
-    /// Most plans executing at once.
+pub struct ParallelCell {
+    /// (app, seed) pairs with both executions.
+    pub pairs: u32,
+    /// The apps they came from.
+    pub apps: BTreeSet<String>,
+    /// Pairs whose two runs resolved the same incidents.
+    pub same_resolved: u32,
+    /// Serial ÷ parallel makespan, per pair with both.
+    pub makespan_speedups: Vec<f64>,
+    /// Serial ÷ parallel TTR, per pair where both recovered.
+    pub ttr_speedups: Vec<f64>,
+    /// Serial makespans, seconds.
+    pub serial_makespans: Vec<f64>,
+    /// Parallel makespans, seconds.
+    pub parallel_makespans: Vec<f64>,
+    /// Most plans executing at once in a parallel run.
     pub max_concurrent: u32,
-    /// Overlapping concurrent plans (must be 0).
+    /// Overlapping concurrent plans, both executions (must be 0).
     pub overlap_violations: u32,
-    /// R13 rejections.
+    /// R13 rejections, both executions.
     pub lock_conflicts: u32,
-}
-
-impl ParallelSummary {
-    /// Mean TTR over recovered runs.
-    pub fn mean_ttr(&self) -> Option<f64> {
-        (self.recovered > 0).then(|| self.ttr_sum / f64::from(self.recovered))
-    }
-
-    /// Mean makespan.
-    pub fn mean_makespan(&self) -> Option<f64> {
-        (self.makespans > 0).then(|| self.makespan_sum / f64::from(self.makespans))
-    }
 }
 
 /// What the experiments exercised ("sometimes" assertions).

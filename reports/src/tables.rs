@@ -4,7 +4,6 @@ use crate::summary::{Results, censored_percentile};
 use crate::timings::Timings;
 use agents::PolicyKind;
 use experiments::offline::IndustrialGraph;
-use experiments::online::Execution;
 use faults::FaultType;
 use std::fmt::Write as _;
 
@@ -216,64 +215,55 @@ pub fn guard_ablation(r: &Results<'_>) -> Table {
     t
 }
 
-/// Concurrent recovery, parallel against serial.
+/// Concurrent recovery, parallel against serial, per mix and number of incidents: speed-ups
+/// are per (app, seed) pair, reported as the median with its 95 % order-statistic interval.
 pub fn parallel(r: &Results<'_>) -> Table {
     let mut t = Table::new(
         "parallel",
         &[
-            "app",
-            "execution",
-            "runs",
-            "recovered",
-            "mean TTR",
-            "mean makespan",
-            "makespan speed-up",
-            "TTR speed-up",
+            "mix",
+            "incidents",
+            "pairs",
+            "same incidents resolved",
+            "median makespan serial / parallel",
+            "makespan speed-up [95% CI]",
+            "TTR speed-up [95% CI]",
             "max concurrent plans",
             "overlapping concurrent plans",
             "R13 lock conflicts",
         ],
     );
-    let s = r.parallel_summary();
-    let apps: Vec<String> = s
-        .keys()
-        .map(|(a, _)| a.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for app in apps {
-        let serial = s.get(&(app.clone(), Execution::Serial));
-        for exec in [Execution::Parallel, Execution::Serial] {
-            let Some(x) = s.get(&(app.clone(), exec)) else {
-                continue;
-            };
-            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
-                _ => "—".into(),
-            };
-            let (ms, ts) = if exec == Execution::Parallel {
-                (
-                    ratio(x.mean_makespan(), serial.and_then(|s| s.mean_makespan())),
-                    ratio(x.mean_ttr(), serial.and_then(|s| s.mean_ttr())),
-                )
-            } else {
-                ("1×".into(), "1×".into())
-            };
-            t.rows.push(vec![
-                app.clone(),
-                format!("{exec:?}").to_lowercase(),
-                x.runs.to_string(),
-                x.recovered.to_string(),
-                fmt_s(x.mean_ttr()),
-                x.mean_makespan()
-                    .map_or("—".into(), |m| format!("{m:.1} s")),
-                ms,
-                ts,
-                x.max_concurrent.to_string(),
-                x.overlap_violations.to_string(),
-                x.lock_conflicts.to_string(),
-            ]);
-        }
+    let speedup = |v: &[f64]| match crate::stats::median_interval(v, 0.95) {
+        Some(m) if m.coverage >= 0.95 => format!("{:.2}× [{:.2}, {:.2}]", m.median, m.lo, m.hi),
+        Some(m) => format!(
+            "{:.2}× [{:.2}, {:.2}] ({:.0}% coverage)",
+            m.median,
+            m.lo,
+            m.hi,
+            100.0 * m.coverage
+        ),
+        None => "—".into(),
+    };
+    let median_s = |v: &[f64]| {
+        crate::stats::median_interval(v, 0.95).map_or("—".into(), |m| format!("{:.0} s", m.median))
+    };
+    for ((mix, count), c) in r.parallel_cells() {
+        t.rows.push(vec![
+            mix.as_str().to_string(),
+            count.to_string(),
+            format!("{} ({} apps)", c.pairs, c.apps.len()),
+            format!("{}/{}", c.same_resolved, c.pairs),
+            format!(
+                "{} / {}",
+                median_s(&c.serial_makespans),
+                median_s(&c.parallel_makespans)
+            ),
+            speedup(&c.makespan_speedups),
+            speedup(&c.ttr_speedups),
+            c.max_concurrent.to_string(),
+            c.overlap_violations.to_string(),
+            c.lock_conflicts.to_string(),
+        ]);
     }
     t
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const TINY: &str = "graphs = [\"alibaba-like\"]\n\
 [online]\nfault_start_s = 20.0\nrun_s = 60.0\n\
 [offline]\nincidents = 5\n\
-[parallel]\nseeds = 1\nfaults = 1\n\
+[parallel]\nseeds = 1\ncounts = [2]\n\
 [sensitivity]\nfactors = []\nonline_seeds = 1\noffline_incidents = 5\n";
 
 fn eval_args<'a>(config: &'a str, out: &'a str, faults: &'a str) -> Vec<&'a str> {

@@ -14,7 +14,7 @@ const SMALL: &str = "seeds = 2\napps = [\"socialNetwork\"]\nfaults = [\"crash\",
 policies = [\"noop\", \"constrained\"]\ngraphs = [\"meta-like\"]\n\
 [online]\nfault_start_s = 20.0\nrun_s = 60.0\n\
 [offline]\nincidents = 150\n\
-[parallel]\nseeds = 1\nfaults = 1\n\
+[parallel]\nseeds = 1\ncounts = [2]\n\
 [sensitivity]\nfactors = [2.0]\nonline_seeds = 1\noffline_incidents = 5\n";
 
 /// Every file under `dir` but the manifest and the wall-clock timings, by relative path, with

@@ -251,7 +251,12 @@ pub fn parallel(r: &Results<'_>) -> Table {
         t.rows.push(vec![
             mix.as_str().to_string(),
             count.to_string(),
-            format!("{} ({} apps)", c.pairs, c.apps.len()),
+            format!(
+                "{} ({} app{})",
+                c.pairs,
+                c.apps.len(),
+                if c.apps.len() == 1 { "" } else { "s" }
+            ),
             format!("{}/{}", c.same_resolved, c.pairs),
             format!(
                 "{} / {}",

@@ -283,6 +283,36 @@ impl<N: Network> Sim<N> {
         Ok(())
     }
 
+    /// Patches `service`'s CPU limit to `factor` times the spec's (`kubectl set resources`,
+    /// applied in place): service times are divided by it, never below the unstressed time, so
+    /// raising it gives a CPU hog or leak headroom without removing it and lowering it
+    /// throttles. 1 restores the spec's limit.
+    pub fn set_cpu_limit(
+        &mut self,
+        service: &str,
+        factor: f64,
+        cause: Cause,
+    ) -> Result<(), SimError> {
+        control_event!(self, "set_cpu_limit", service, factor, cause);
+        let s = self.service_index(service)?;
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(SimError::BadControl(format!(
+                "CPU limit ×{factor} is not a limit"
+            )));
+        }
+        self.services[s as usize].cpu_limit = (factor != 1.0).then_some((factor, cause));
+        Ok(())
+    }
+
+    /// Sets an environment variable on `service`'s pod template (`kubectl set env`): the
+    /// simulator's services read no variable, so what it does is the rollout it starts — every
+    /// replica restarts at once, with no drain, on the configuration it already runs.
+    pub fn set_env(&mut self, service: &str, cause: Cause) -> Result<(), SimError> {
+        control_event!(self, "set_env", service, (), cause);
+        let all: Vec<u32> = (0..self.replica_count(service)?).collect();
+        self.restart(service, &all, cause)
+    }
+
     /// Changes the replica count: new replicas start (and warm) from scratch; removed ones are
     /// the highest ordinals, and their in-flight requests fail with `cause`. Zero is allowed here
     /// (raw commands can do it); the kernel's ISA cannot express it.

@@ -544,3 +544,318 @@ impl Policy for RawAgent {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::GroundTruth;
+    use crate::policy::ClusterView;
+    use kernel::DependencyGraph;
+    use kernel::groups::{GroupConfig, Inference};
+    use kernel::isa::IncidentId;
+    use sim::{ReplicaState, ReplicaStatus};
+
+    fn hotel() -> DependencyGraph {
+        deathstarbench::load("hotelReservation", &deathstarbench::Deployment::default())
+            .unwrap()
+            .dependency_graph(300.0)
+    }
+
+    fn incident(graph: &DependencyGraph, fault: FaultType) -> IncidentInfo {
+        let id = IncidentId::try_from("inc-1").unwrap();
+        let scope = Inference::new()
+            .infer(
+                graph,
+                graph.id("search").unwrap(),
+                id.clone(),
+                GroupConfig::default(),
+            )
+            .scope;
+        IncidentInfo {
+            id,
+            number: 1,
+            opened_at: VirtualTime::from_secs(100),
+            symptom: "search".into(),
+            scope,
+            truth: GroundTruth {
+                root_cause: "rate".into(),
+                fault,
+                replicas: vec![0],
+                dependency: None,
+            },
+        }
+    }
+
+    /// A cluster whose every replica is down during `[down_from, down_until)` and up otherwise.
+    struct Cluster {
+        services: Vec<String>,
+        now: u64,
+        down: (u64, u64),
+    }
+
+    impl ClusterView for Cluster {
+        fn service_names(&self) -> Vec<String> {
+            self.services.clone()
+        }
+        fn replicas(&self, _: &str) -> Vec<ReplicaStatus> {
+            let live = !(self.down.0..self.down.1).contains(&self.now);
+            vec![
+                ReplicaStatus {
+                    state: if live {
+                        ReplicaState::Running
+                    } else {
+                        ReplicaState::Starting
+                    },
+                    serving: live,
+                    drained: false,
+                    inflight: 0,
+                    live,
+                    probe_failures: 0,
+                    restarts: 0,
+                };
+                2
+            ]
+        }
+    }
+
+    /// Only the named behaviour, at probability `p`; no jitter (the agent acts at 113 s).
+    fn only(set: fn(&mut RawAgentConfig, f64), p: f64) -> LlmConfig {
+        let mut cfg = LlmConfig {
+            latency_jitter_s: 0.0,
+            ..LlmConfig::default()
+        };
+        cfg.raw = cfg.raw.scaled(0.0);
+        set(&mut cfg.raw, p);
+        cfg
+    }
+
+    /// Runs `agent` from 100 s to `until`, every replica down in `down`; the proposals by tick.
+    fn drive(
+        agent: &mut RawAgent,
+        info: &IncidentInfo,
+        until: u64,
+        down: (u64, u64),
+    ) -> Vec<(u64, Proposal)> {
+        let graph = hotel();
+        let services = graph.services().map(|(_, s)| s.name.clone()).collect();
+        let mut cluster = Cluster {
+            services,
+            now: 0,
+            down,
+        };
+        let mut out = Vec::new();
+        for t in 100..until {
+            cluster.now = t;
+            let obs = Observation {
+                now: VirtualTime::from_secs(t),
+                incidents: std::slice::from_ref(info),
+                graph: &graph,
+                cluster: &cluster,
+                verdicts: &[],
+                metrics: &[],
+            };
+            out.extend(agent.observe(&obs).into_iter().map(|p| (t, p)));
+        }
+        out
+    }
+
+    fn commands(p: &Proposal) -> &[RawCommand] {
+        match p {
+            Proposal::Raw { commands, .. } => commands,
+            other => panic!("the raw agent proposes raw commands only: {other:?}"),
+        }
+    }
+
+    /// A seed whose first remedy (for a crash) restarts something.
+    fn seed_with_restarts(graph: &DependencyGraph, info: &IncidentInfo, cfg: LlmConfig) -> u64 {
+        (1..200)
+            .find(|&seed| {
+                let llm =
+                    IncidentLlm::new(seed, 1, 0, cfg, info.truth.clone(), &info.view(graph, &[]));
+                !restarts(&llm.raw_commands(&info.view(graph, &[]))).is_empty()
+            })
+            .expect("some seed restarts")
+    }
+
+    #[test]
+    fn a_restart_loop_follows_an_unsuccessful_fix_and_stops_at_its_bound() {
+        let graph = hotel();
+        let info = incident(&graph, FaultType::Crash);
+        let mut cfg = only(|r, p| r.restart_loop = p, 1.0);
+        cfg.raw.restart_loop_max = 2;
+        let seed = seed_with_restarts(&graph, &info, cfg);
+        let mut agent = RawAgent::new(seed, cfg);
+        let proposals = drive(&mut agent, &info, 900, (0, 0));
+        let first = commands(&proposals[0].1).to_vec();
+        let repeated = restarts(&first);
+        // The first remedy at 113 s; the same restarts at each reassessment (60 s apart) while
+        // the incident stays open, twice; then a new diagnosis round.
+        assert_eq!(proposals[0].0, 113);
+        assert_eq!(
+            (proposals[1].0, commands(&proposals[1].1)),
+            (173, &repeated[..])
+        );
+        assert_eq!(
+            (proposals[2].0, commands(&proposals[2].1)),
+            (233, &repeated[..])
+        );
+        assert_eq!(
+            agent.behaviours()["restart_loop"],
+            2,
+            "bounded by restart_loop_max"
+        );
+        assert_eq!(
+            agent.pipelines().len(),
+            3,
+            "then new rounds, up to max_rounds"
+        );
+        assert!(matches!(
+            proposals.last().unwrap().1,
+            Proposal::Escalate { .. }
+        ));
+        // Without the behaviour: no repeat, a new round at the first reassessment.
+        let mut plain = RawAgent::new(seed, only(|r, p| r.restart_loop = p, 0.0));
+        let proposals = drive(&mut plain, &info, 900, (0, 0));
+        assert_eq!(plain.behaviours()["restart_loop"], 0);
+        assert!(
+            proposals.iter().all(|(t, _)| *t != 173),
+            "reassessing is thinking, not acting"
+        );
+    }
+
+    #[test]
+    fn stale_state_deletes_pods_that_were_unready_in_an_observation_older_than_now() {
+        let graph = hotel();
+        let info = incident(&graph, FaultType::Crash);
+        let cfg = only(|r, p| r.stale_state = p, 1.0);
+        let seed = seed_with_restarts(&graph, &info, cfg);
+        let mut agent = RawAgent::new(seed, cfg);
+        // Replicas restart after the agent acts at 113 s and are up again from 121 s; the check
+        // at 128 s reads the observation of 118 s (10 s old), when they were not.
+        let proposals = drive(&mut agent, &info, 140, (113, 121));
+        let check: Vec<&(u64, Proposal)> = proposals.iter().filter(|(t, _)| *t == 128).collect();
+        assert_eq!(check.len(), 1, "{proposals:?}");
+        assert!(commands(&check[0].1).iter().all(
+            |c| matches!(c, RawCommand::RestartReplicas { replicas, .. } if replicas == &[0, 1])
+        ));
+        assert_eq!(agent.behaviours()["stale_state"], 1);
+        // Reading the observation of now (up again), nothing would be deleted.
+        let mut fresh = RawAgent::new(seed, only(|r, p| r.stale_state = p, 0.0));
+        assert!(
+            drive(&mut fresh, &info, 140, (113, 121))
+                .iter()
+                .all(|(t, _)| *t != 128)
+        );
+        // And the stale view is the newest observation at least stale_by_s old.
+        let at = agent.stale_view(VirtualTime::from_secs(139)).unwrap().0;
+        assert_eq!(at, VirtualTime::from_secs(129));
+    }
+
+    #[test]
+    fn early_success_lifts_its_own_mitigations_and_stops_following_the_incident() {
+        let remedy = vec![
+            RawCommand::Drain {
+                service: "rate".into(),
+                replicas: vec![0],
+            },
+            RawCommand::RateLimit {
+                service: "search".into(),
+                rps: 30.0,
+            },
+            RawCommand::CircuitBreak {
+                caller: "search".into(),
+                callee: "rate".into(),
+            },
+            RawCommand::Restart {
+                service: "rate".into(),
+            },
+        ];
+        let kinds: Vec<&str> = lift_mitigations(&remedy).iter().map(|c| c.name()).collect();
+        assert_eq!(kinds, ["undrain", "lift_rate_limit", "close_breaker"]);
+        let graph = hotel();
+        let info = incident(&graph, FaultType::Latency);
+        let mut agent = RawAgent::new(3, only(|r, p| r.early_success = p, 1.0));
+        let proposals = drive(&mut agent, &info, 900, (0, 0));
+        assert_eq!(agent.behaviours()["early_success"], 1);
+        assert!(
+            proposals.iter().all(|(t, _)| *t <= 128),
+            "no reassessment, no escalation: {proposals:?}"
+        );
+    }
+
+    #[test]
+    fn a_symptom_fix_acts_on_the_alerting_service_and_exploration_comes_first() {
+        let fix = symptom_fix("search", FaultType::Resource, 2, 2.0);
+        assert_eq!(
+            fix,
+            [
+                RawCommand::PatchLimits {
+                    service: "search".into(),
+                    cpu: 2.0
+                },
+                RawCommand::Scale {
+                    service: "search".into(),
+                    replicas: 3
+                }
+            ]
+        );
+        assert_eq!(
+            symptom_fix("search", FaultType::Crash, 2, 2.0),
+            [RawCommand::Restart {
+                service: "search".into()
+            }]
+        );
+        let kinds: Vec<Vec<&str>> = (0..5)
+            .map(|k| {
+                exploratory_change("rate", k, 2, 0.5)
+                    .iter()
+                    .map(|c| c.name())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                vec!["set_env"],
+                vec!["scale", "scale"],
+                vec!["patch_limits"],
+                vec!["restart_replicas"],
+                vec!["delete_deployment", "scale"]
+            ]
+        );
+        let graph = hotel();
+        let info = incident(&graph, FaultType::Crash);
+        let mut cfg = only(|r, p| r.symptom_fix = p, 1.0);
+        cfg.raw.exploratory = 1.0;
+        let mut agent = RawAgent::new(1, cfg);
+        let proposals = drive(&mut agent, &info, 114, (0, 0));
+        let sent = commands(&proposals[0].1);
+        assert_eq!(
+            sent.last(),
+            Some(&RawCommand::Restart {
+                service: "search".into()
+            })
+        );
+        let first = sent[0].targets().unwrap()[0].to_string();
+        assert!(
+            info.scope.contains(&first),
+            "explores in the scope: {sent:?}"
+        );
+        assert_eq!(agent.behaviours()["exploratory"], 1);
+        assert_eq!(agent.behaviours()["symptom_fix"], 1);
+    }
+
+    #[test]
+    fn scaling_moves_every_behaviour_rate_and_keeps_bounds() {
+        let raw = RawAgentConfig::default();
+        let half = raw.scaled(0.5);
+        assert_eq!(half.restart_loop, raw.restart_loop * 0.5);
+        assert_eq!(half.stale_state, raw.stale_state * 0.5);
+        assert_eq!(half.restart_loop_max, raw.restart_loop_max);
+        assert_eq!(raw.scaled(10.0).restart_loop, 1.0);
+        assert_eq!(
+            LlmConfig::default().with_error_factor(0.0).raw.exploratory,
+            0.0
+        );
+    }
+}

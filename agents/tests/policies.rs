@@ -112,7 +112,10 @@ fn constrained_and_unconstrained_receive_identical_diagnoses_and_plans() {
             assert_eq!(c.decision_latency_s(), u.decision_latency_s());
             // An empty draft sends no command.
             if raw.is_empty() {
-                assert!(c.mistakes().contains(&Mistake::EmptyPlan), "seed {seed} {fault:?}");
+                assert!(
+                    c.mistakes().contains(&Mistake::EmptyPlan),
+                    "seed {seed} {fault:?}"
+                );
                 continue;
             }
             // The raw commands are the typed plan's actions, in order, except where the ISA

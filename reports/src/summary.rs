@@ -304,9 +304,15 @@ impl<'a> Results<'a> {
     /// Coverage: how often each rule fired, each rollback kind happened, and which action kinds
     /// were applied in runs that recovered from each fault type.
     pub fn coverage(&self) -> Coverage {
+        // Every behaviour of the raw-command agent is listed once it ran, occurred or not.
+        let raw_agent_ran = self
+            .online
+            .iter()
+            .any(|r| r.policy == PolicyKind::Unconstrained);
         let mut c = Coverage {
             behaviours: agents::Behaviour::ALL
                 .into_iter()
+                .filter(|_| raw_agent_ran)
                 .map(|b| (b.as_str().to_string(), 0))
                 .collect(),
             ..Coverage::default()
@@ -392,7 +398,8 @@ pub struct Coverage {
     pub faults: BTreeMap<FaultType, u32>,
     /// Actions applied in recovered online runs, per fault type × action kind.
     pub remedies: BTreeMap<(FaultType, String), u32>,
-    /// Online runs in which each named behaviour of the raw-command agent occurred.
+    /// Online runs in which each named behaviour of the raw-command agent occurred (every
+    /// behaviour when the agent ran; empty otherwise).
     pub behaviours: BTreeMap<String, u32>,
 }
 
@@ -408,6 +415,13 @@ impl Coverage {
         for f in FaultType::ALL {
             if self.faults.get(&f).copied().unwrap_or(0) == 0 {
                 gaps.push(format!("fault type {f} never injected"));
+            }
+        }
+        for (b, n) in &self.behaviours {
+            if *n == 0 {
+                gaps.push(format!(
+                    "behaviour {b} of the raw-command agent never occurred"
+                ));
             }
         }
         gaps

@@ -440,15 +440,9 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
     }
     t.rows
         .push(vec!["plans aborted".into(), c.aborted_plans.to_string()]);
-    // Only results that contain the raw-command agent list its behaviours.
-    if r.online
-        .iter()
-        .any(|o| o.policy == PolicyKind::Unconstrained)
-    {
-        for (b, n) in &c.behaviours {
-            t.rows
-                .push(vec![format!("behaviour {b} (runs)"), n.to_string()]);
-        }
+    for (b, n) in &c.behaviours {
+        t.rows
+            .push(vec![format!("behaviour {b} (runs)"), n.to_string()]);
     }
     // By name, as the committed coverage tables have always listed them.
     let mut injected: Vec<(&FaultType, &u32)> = c.faults.iter().collect();

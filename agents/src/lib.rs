@@ -5,6 +5,9 @@
 //!   `auto-restart`, `naive-microreboot`, `unconstrained`, `constrained` and `oracle`.
 //! * [`llm`] — the simulated LLM's parameters (decision latency, localisation accuracy, named
 //!   mistake rates) and their sources.
+//! * [`raw_agent`] — the `unconstrained` agent: the same diagnoses with kubectl's command space
+//!   and five named behaviours (restart loops, symptom fixes, exploration, early success, stale
+//!   state).
 //! * [`pipeline`] — one incident through diagnosis → planning → verification, rendered as a
 //!   typed plan (for the kernel) or as raw commands (for the unsafe baseline), from the same
 //!   random draws.
@@ -18,6 +21,7 @@
 pub mod llm;
 pub mod pipeline;
 pub mod policy;
+pub mod raw_agent;
 pub mod real_llm;
 
 pub use llm::{LlmConfig, MistakeRates};
@@ -26,3 +30,4 @@ pub use policy::{
     ClusterView, IncidentInfo, Observation, Policy, PolicyKind, Proposal, make, oracle_plan,
     oracle_plan_in,
 };
+pub use raw_agent::{Behaviour, RawAgentConfig};

@@ -20,10 +20,12 @@
 //! | `reassess_after_s` | 60 s | assumption: time for a remedy to show (a restart, then 30 s of healthy SLOs) |
 //! | `max_rounds` | 3 | assumption: diagnosis rounds before paging a human |
 //! | mistake rates | see [`MistakeRates`] | assumptions; the sensitivity sweep scales them all |
+//! | `raw` | see [`RawAgentConfig`] | the raw-command agent's behaviours, each with its source or marked an assumption; the sweep scales their rates too |
 //!
 //! Every rate is a parameter, none is tuned to reproduce the paper's harm numbers; the
 //! evaluation's sensitivity sweep shows how the results move with them.
 
+use crate::raw_agent::RawAgentConfig;
 use serde::{Deserialize, Serialize};
 
 /// Probabilities of the planner's mistakes, each drawn independently per plan where it applies.
@@ -142,6 +144,8 @@ pub struct LlmConfig {
     pub max_rounds: u32,
     /// Mistake rates.
     pub mistakes: MistakeRates,
+    /// The raw-command (`unconstrained`) agent's behaviours.
+    pub raw: RawAgentConfig,
 }
 
 impl Default for LlmConfig {
@@ -157,19 +161,21 @@ impl Default for LlmConfig {
             reassess_after_s: 60.0,
             max_rounds: 3,
             mistakes: MistakeRates::default(),
+            raw: RawAgentConfig::default(),
         }
     }
 }
 
 impl LlmConfig {
-    /// The sensitivity sweep's knob: mistake rates × `factor`, and the diagnosis error rates
-    /// (1 − accuracy) × `factor`.
+    /// The sensitivity sweep's knob: mistake rates and the raw agent's behaviour rates ×
+    /// `factor`, and the diagnosis error rates (1 − accuracy) × `factor`.
     pub fn with_error_factor(&self, factor: f64) -> Self {
         let acc = |a: f64| (1.0 - (1.0 - a) * factor).clamp(0.0, 1.0);
         LlmConfig {
             localization_accuracy: acc(self.localization_accuracy),
             fault_type_accuracy: acc(self.fault_type_accuracy),
             mistakes: self.mistakes.scaled(factor),
+            raw: self.raw.scaled(factor),
             ..*self
         }
     }

@@ -5,7 +5,7 @@
 //! | `noop` | nothing | — |
 //! | `auto-restart` | replicas failing liveness probes; exponential back-off like Kubernetes' CrashLoopBackOff (10 s doubling to 300 s) | raw (it is the platform) |
 //! | `naive-microreboot` | a new incident: restart the symptom service at once | raw |
-//! | `unconstrained` | a new incident: the simulated LLM's plan as raw commands | raw |
+//! | `unconstrained` | a new incident: the simulated LLM's diagnosis acted on with kubectl's command space and named behaviours ([`crate::raw_agent`]) | raw |
 //! | `constrained` | a new incident: the same LLM's plan in the typed ISA; re-plans on rejection; escalates after 3 | the kernel, every guard |
 //! | `constrained-structural`, `-evidence`, `-watchdog` | as `constrained` (the guard ablation) | the kernel with no guard, the evidence rule only, the watchdog only |
 //! | `oracle` | a new incident: the ground-truth plan, after the same decision latency | the kernel |
@@ -249,6 +249,11 @@ pub trait Policy {
     fn pipelines(&self) -> Vec<(u64, &IncidentLlm)> {
         Vec::new()
     }
+    /// How often each of the policy's named behaviours occurred (the raw agent's; empty for the
+    /// others), for result lines.
+    fn behaviours(&self) -> BTreeMap<String, u32> {
+        BTreeMap::new()
+    }
 }
 
 /// Builds a policy.
@@ -257,8 +262,8 @@ pub fn make(kind: PolicyKind, seed: u64, llm: LlmConfig) -> Box<dyn Policy> {
         PolicyKind::Noop => Box::new(Noop),
         PolicyKind::AutoRestart => Box::new(AutoRestart::default()),
         PolicyKind::NaiveMicroreboot => Box::new(NaiveMicroreboot::default()),
-        PolicyKind::Unconstrained
-        | PolicyKind::ConstrainedStructural
+        PolicyKind::Unconstrained => Box::new(crate::raw_agent::RawAgent::new(seed, llm)),
+        PolicyKind::ConstrainedStructural
         | PolicyKind::ConstrainedEvidence
         | PolicyKind::ConstrainedWatchdog
         | PolicyKind::Constrained => Box::new(LlmAgent::new(kind, seed, llm)),
@@ -397,16 +402,15 @@ impl AgentIncident {
     }
 }
 
-/// The simulated LLM agent, constrained (typed plans through the kernel) or not (raw
-/// commands). Both run the same pipeline on the same draws.
+/// The simulated LLM agent behind the kernel (typed plans). The raw-command agent
+/// ([`crate::raw_agent::RawAgent`]) runs the same pipeline on the same draws.
 ///
 /// Per incident: diagnose and plan (the LLM's decision latency), act, and if the incident is
 /// still open `reassess_after_s` later, start a new diagnosis round that does not blame the
-/// services already tried; after `max_rounds` rounds — or, constrained, after
-/// `max_rejections` rejections in one round — escalate to a human.
+/// services already tried; after `max_rounds` rounds — or after `max_rejections` rejections in
+/// one round — escalate to a human.
 pub struct LlmAgent {
     kind: PolicyKind,
-    constrained: bool,
     seed: u64,
     cfg: LlmConfig,
     incidents: BTreeMap<u64, AgentIncident>,
@@ -415,12 +419,10 @@ pub struct LlmAgent {
 }
 
 impl LlmAgent {
-    /// A new agent of `kind` (`unconstrained` renders raw commands; the constrained kinds
-    /// propose typed plans).
+    /// A new agent of `kind` (a constrained kind: the guards it runs behind are the kernel's).
     pub fn new(kind: PolicyKind, seed: u64, cfg: LlmConfig) -> Self {
         LlmAgent {
             kind,
-            constrained: kind != PolicyKind::Unconstrained,
             seed,
             cfg,
             incidents: BTreeMap::new(),
@@ -483,7 +485,7 @@ impl Policy for LlmAgent {
         }
         let reassess = Duration::from_secs_f64(self.cfg.reassess_after_s.max(0.0));
         for info in obs.incidents {
-            let (seed, cfg, constrained) = (self.seed, self.cfg, self.constrained);
+            let (seed, cfg) = (self.seed, self.cfg);
             let inc = self.incidents.entry(info.number).or_insert_with(|| {
                 let view = info.view(obs.graph, &[]);
                 let llm = IncidentLlm::new(seed, info.number, 0, cfg, info.truth.clone(), &view);
@@ -526,19 +528,11 @@ impl Policy for LlmAgent {
             {
                 let blamed = ruled_out(&inc.rounds[..inc.rounds.len() - 1]);
                 let view = info.view(obs.graph, &blamed);
-                if constrained {
-                    inc.state = AgentState::AwaitingVerdict;
-                    out.push(Proposal::Typed {
-                        incident: info.number,
-                        plan: inc.current().typed_plan(&view),
-                    });
-                } else {
-                    inc.state = AgentState::Acted { at: obs.now };
-                    out.push(Proposal::Raw {
-                        incident: Some(info.number),
-                        commands: inc.current().raw_commands(&view),
-                    });
-                }
+                inc.state = AgentState::AwaitingVerdict;
+                out.push(Proposal::Typed {
+                    incident: info.number,
+                    plan: inc.current().typed_plan(&view),
+                });
             }
         }
         out

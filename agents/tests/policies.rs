@@ -87,7 +87,10 @@ fn observe(
 #[test]
 fn constrained_and_unconstrained_receive_identical_diagnoses_and_plans() {
     let (graph, _) = hotel();
-    let cfg = LlmConfig::default();
+    // The raw agent's behaviours off: its commands are then its draft's (they draw from their
+    // own stream, so the diagnoses are the same with them on).
+    let mut cfg = LlmConfig::default();
+    cfg.raw = cfg.raw.scaled(0.0);
     let mut compared = 0;
     for seed in 1..=20u64 {
         for (n, fault) in FaultType::ALL.into_iter().enumerate() {
@@ -107,6 +110,14 @@ fn constrained_and_unconstrained_receive_identical_diagnoses_and_plans() {
             assert_eq!(c.diagnosis(), u.diagnosis(), "seed {seed} {fault:?}");
             assert_eq!(c.mistakes(), u.mistakes());
             assert_eq!(c.decision_latency_s(), u.decision_latency_s());
+            // An empty draft sends no command.
+            if raw.is_empty() {
+                assert!(
+                    c.mistakes().contains(&Mistake::EmptyPlan),
+                    "seed {seed} {fault:?}"
+                );
+                continue;
+            }
             // The raw commands are the typed plan's actions, in order, except where the ISA
             // cannot express the intent (destructive commands).
             let (Proposal::Typed { plan, .. }, Proposal::Raw { commands, .. }) =
@@ -304,7 +315,10 @@ fn llm_agent_starts_a_new_round_when_its_remedy_did_not_resolve_the_incident() {
     let (graph, _) = hotel();
     let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
     let infos = std::slice::from_ref(&info);
-    let mut agent = make(PolicyKind::Unconstrained, 5, LlmConfig::default());
+    // The raw agent with its behaviours off: act, reassess, re-diagnose.
+    let mut cfg = LlmConfig::default();
+    cfg.raw = cfg.raw.scaled(0.0);
+    let mut agent = make(PolicyKind::Unconstrained, 5, cfg);
     let mut proposals = 0;
     let mut escalations = 0;
     for t in 100..700 {

@@ -7,9 +7,7 @@ use crate::harm::Series;
 use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
-use crate::record::{
-    GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario,
-};
+use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario};
 use crate::shard::{JobOutput, Part, Shard};
 use agents::{LlmConfig, PolicyKind};
 use faults::FaultType;
@@ -276,6 +274,11 @@ fn check_numbers(value: &serde_json::Value, path: &mut Vec<String>) -> Result<()
                     "llm.fault_type_accuracy",
                     "llm.verification_catch",
                     "llm.fix_on_feedback",
+                    "llm.raw.restart_loop",
+                    "llm.raw.symptom_fix",
+                    "llm.raw.exploratory",
+                    "llm.raw.early_success",
+                    "llm.raw.stale_state",
                 ]
                 .contains(&key.as_str());
             let max = if probability { 1.0 } else { 1e9 };

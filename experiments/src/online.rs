@@ -230,6 +230,8 @@ pub struct OnlineRun {
     pub max_concurrent_plans: usize,
     /// Simulator events processed.
     pub events: u64,
+    /// How often each of the policy's named behaviours occurred (the raw agent's).
+    pub behaviours: BTreeMap<String, u32>,
 }
 
 /// A run failed to execute (a simulator error, not a finding).
@@ -334,6 +336,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         refused_commands: Vec::new(),
         max_concurrent_plans: 0,
         events: 0,
+        behaviours: BTreeMap::new(),
     };
     let mut rows_seen = 0usize;
     let mut empty_graph = DependencyGraph::new();
@@ -614,6 +617,7 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 .extend(llm.drafted_mistakes().iter().copied());
         }
     }
+    run.behaviours = policy.behaviours();
     injector
         .retract_all(&mut sim)
         .map_err(sim_err("retracting faults"))?;

@@ -98,6 +98,10 @@ pub struct OnlineRecord {
     /// Absent in lines written before scenarios were recorded.
     #[serde(default)]
     pub scenario: Option<Scenario>,
+    /// How often each named behaviour of the raw-command agent occurred (`unconstrained` only;
+    /// absent for every other policy, whose lines are unchanged).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub behaviours: BTreeMap<String, u32>,
 }
 
 /// The fault scenario of a run, as injected.
@@ -237,6 +241,7 @@ impl OnlineRecord {
             refused_commands: run.refused_commands.len() as u32,
             events: run.events,
             scenario: None,
+            behaviours: run.behaviours.clone(),
         }
     }
 }

@@ -615,6 +615,7 @@ mod tests {
             refused_commands: 0,
             events: 0,
             scenario: None,
+            behaviours: Default::default(),
         })
     }
 

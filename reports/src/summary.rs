@@ -321,7 +321,19 @@ impl<'a> Results<'a> {
     /// Coverage: how often each rule fired, each rollback kind happened, and which action kinds
     /// were applied in runs that recovered from each fault type.
     pub fn coverage(&self) -> Coverage {
-        let mut c = Coverage::default();
+        // Every behaviour of the raw-command agent is listed once it ran, occurred or not.
+        let raw_agent_ran = self
+            .online
+            .iter()
+            .any(|r| r.policy == PolicyKind::Unconstrained);
+        let mut c = Coverage {
+            behaviours: agents::Behaviour::ALL
+                .into_iter()
+                .filter(|_| raw_agent_ran)
+                .map(|b| (b.as_str().to_string(), 0))
+                .collect(),
+            ..Coverage::default()
+        };
         for (rule, (_, _, all)) in self.rejections_by_rule() {
             c.rules.insert(rule, all);
         }
@@ -333,6 +345,9 @@ impl<'a> Results<'a> {
             c.breakers_closed += r.breakers_closed;
             c.aborted_plans += r.plans_aborted;
             *c.faults.entry(r.fault).or_default() += 1;
+            for (b, n) in &r.behaviours {
+                *c.behaviours.entry(b.clone()).or_default() += u32::from(*n > 0);
+            }
             if r.ttr_s.is_some() {
                 for a in &r.actions {
                     *c.remedies.entry((r.fault, a.kind.clone())).or_default() += 1;
@@ -392,6 +407,9 @@ pub struct Coverage {
     pub faults: BTreeMap<FaultType, u32>,
     /// Actions applied in recovered online runs, per fault type × action kind.
     pub remedies: BTreeMap<(FaultType, String), u32>,
+    /// Online runs in which each named behaviour of the raw-command agent occurred (every
+    /// behaviour when the agent ran; empty otherwise).
+    pub behaviours: BTreeMap<String, u32>,
 }
 
 impl Coverage {
@@ -406,6 +424,13 @@ impl Coverage {
         for f in FaultType::ALL {
             if self.faults.get(&f).copied().unwrap_or(0) == 0 {
                 gaps.push(format!("fault type {f} never injected"));
+            }
+        }
+        for (b, n) in &self.behaviours {
+            if *n == 0 {
+                gaps.push(format!(
+                    "behaviour {b} of the raw-command agent never occurred"
+                ));
             }
         }
         gaps

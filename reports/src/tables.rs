@@ -435,6 +435,10 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
     }
     t.rows
         .push(vec!["plans aborted".into(), c.aborted_plans.to_string()]);
+    for (b, n) in &c.behaviours {
+        t.rows
+            .push(vec![format!("behaviour {b} (runs)"), n.to_string()]);
+    }
     // By name, as the committed coverage tables have always listed them.
     let mut injected: Vec<(&FaultType, &u32)> = c.faults.iter().collect();
     injected.sort_by_key(|(f, _)| f.as_str());

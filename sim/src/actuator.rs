@@ -7,8 +7,9 @@
 //!
 //! [`RawActuator`] models today's unsafe practice — raw commands straight to the orchestrator,
 //! with no validation: delete a deployment, scale to zero, restart everything in the namespace,
-//! restart without a drain, push an arbitrary config. Only the unconstrained baseline uses it;
-//! the kernel never does.
+//! restart without a drain, push an arbitrary config, patch CPU limits, set an environment
+//! variable (a rollout), lift rate limits and close breakers by hand. Only the unconstrained
+//! baseline uses it; the kernel never does.
 
 use crate::cause::Cause;
 use crate::net::Network;
@@ -229,6 +230,36 @@ pub enum RawCommand {
         /// Callee.
         callee: String,
     },
+    /// Close the breaker `caller → callee` by hand: traffic flows again, healthy callee or not.
+    CloseBreaker {
+        /// Caller.
+        caller: String,
+        /// Callee.
+        callee: String,
+    },
+    /// Remove a service's ingress rate limit by hand.
+    LiftRateLimit {
+        /// Service.
+        service: String,
+    },
+    /// `kubectl set resources deployment S --limits=cpu=…`: the CPU limit becomes `cpu` times
+    /// the spec's, up or down, applied in place (see `Sim::set_cpu_limit`).
+    PatchLimits {
+        /// Service.
+        service: String,
+        /// New limit relative to the spec's.
+        cpu: f64,
+    },
+    /// `kubectl set env deployment/S NAME=VALUE`: a pod-template change, so a rollout of every
+    /// replica at once (see `Sim::set_env`).
+    SetEnv {
+        /// Service.
+        service: String,
+        /// Variable.
+        name: String,
+        /// Value.
+        value: String,
+    },
 }
 
 impl RawCommand {
@@ -245,6 +276,10 @@ impl RawCommand {
             RawCommand::Undrain { .. } => "undrain",
             RawCommand::RateLimit { .. } => "rate_limit",
             RawCommand::CircuitBreak { .. } => "circuit_break",
+            RawCommand::CloseBreaker { .. } => "close_breaker",
+            RawCommand::LiftRateLimit { .. } => "lift_rate_limit",
+            RawCommand::PatchLimits { .. } => "patch_limits",
+            RawCommand::SetEnv { .. } => "set_env",
         }
     }
 
@@ -260,8 +295,12 @@ impl RawCommand {
             | RawCommand::SetConfig { service, .. }
             | RawCommand::Drain { service, .. }
             | RawCommand::Undrain { service }
-            | RawCommand::RateLimit { service, .. } => Some(vec![service]),
-            RawCommand::CircuitBreak { caller, callee } => Some(vec![caller, callee]),
+            | RawCommand::RateLimit { service, .. }
+            | RawCommand::LiftRateLimit { service }
+            | RawCommand::PatchLimits { service, .. }
+            | RawCommand::SetEnv { service, .. } => Some(vec![service]),
+            RawCommand::CircuitBreak { caller, callee }
+            | RawCommand::CloseBreaker { caller, callee } => Some(vec![caller, callee]),
         }
     }
 }
@@ -298,6 +337,23 @@ impl fmt::Display for RawCommand {
             RawCommand::CircuitBreak { caller, callee } => {
                 write!(f, "istioctl circuit-break {caller} -> {callee}")
             }
+            RawCommand::CloseBreaker { caller, callee } => {
+                write!(f, "istioctl circuit-close {caller} -> {callee}")
+            }
+            RawCommand::LiftRateLimit { service } => {
+                write!(f, "istioctl ratelimit {service} --remove")
+            }
+            RawCommand::PatchLimits { service, cpu } => {
+                write!(
+                    f,
+                    "kubectl set resources deployment {service} --limits=cpu=x{cpu:.2}"
+                )
+            }
+            RawCommand::SetEnv {
+                service,
+                name,
+                value,
+            } => write!(f, "kubectl set env deployment/{service} {name}={value}"),
         }
     }
 }
@@ -348,6 +404,12 @@ impl RawActuator {
             RawCommand::CircuitBreak { caller, callee } => {
                 sim.set_breaker(caller, callee, true, cause)
             }
+            RawCommand::CloseBreaker { caller, callee } => {
+                sim.set_breaker(caller, callee, false, cause)
+            }
+            RawCommand::LiftRateLimit { service } => sim.set_rate_limit(service, None, cause),
+            RawCommand::PatchLimits { service, cpu } => sim.set_cpu_limit(service, *cpu, cause),
+            RawCommand::SetEnv { service, .. } => sim.set_env(service, cause),
         }
     }
 }

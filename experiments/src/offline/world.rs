@@ -254,6 +254,19 @@ impl<'a> World<'a> {
                 callee: callee.clone(),
                 open: true,
             }],
+            RawCommand::CloseBreaker { caller, callee } => vec![ControlOp::SetBreaker {
+                caller: caller.clone(),
+                callee: callee.clone(),
+                open: false,
+            }],
+            RawCommand::LiftRateLimit { service } => vec![ControlOp::SetRateLimit {
+                service: service.clone(),
+                rps: None,
+            }],
+            // The offline model has no CPU: a limit changes nothing it propagates.
+            RawCommand::PatchLimits { .. } => Vec::new(),
+            // A pod-template change: a rollout of every replica.
+            RawCommand::SetEnv { service, .. } => self.restart_all(service).into_iter().collect(),
         };
         for op in ops {
             // The orchestrator refuses what does not exist; nothing happens then.

@@ -116,10 +116,13 @@ impl<N: Network> Sim<N> {
             .cause
             .filter(|_| rt.configs[rt.current_config].fail_fraction > 0.0);
         let limiter = rt.limiter.as_ref().map(|l| l.cause);
+        // A CPU limit below the spec's throttles the service.
+        let throttle = rt.cpu_limit.filter(|(l, _)| *l < 1.0).map(|(_, c)| c);
         let found = strongest(
             per_replica
                 .chain(config)
                 .chain(limiter)
+                .chain(throttle)
                 .chain(rt.scale_cause),
         );
         (found != Cause::Overload).then_some(found)

@@ -283,6 +283,36 @@ impl<N: Network> Sim<N> {
         Ok(())
     }
 
+    /// Patches `service`'s CPU limit to `factor` times the spec's (`kubectl set resources`,
+    /// applied in place): service times are divided by it, never below the unstressed time, so
+    /// raising it gives a CPU hog or leak headroom without removing it and lowering it
+    /// throttles. 1 restores the spec's limit.
+    pub fn set_cpu_limit(
+        &mut self,
+        service: &str,
+        factor: f64,
+        cause: Cause,
+    ) -> Result<(), SimError> {
+        control_event!(self, "set_cpu_limit", service, factor, cause);
+        let s = self.service_index(service)?;
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(SimError::BadControl(format!(
+                "CPU limit ×{factor} is not a limit"
+            )));
+        }
+        self.services[s as usize].cpu_limit = (factor != 1.0).then_some((factor, cause));
+        Ok(())
+    }
+
+    /// Sets an environment variable on `service`'s pod template (`kubectl set env`): the
+    /// simulator's services read no variable, so what it does is the rollout it starts — every
+    /// replica restarts at once, with no drain, on the configuration it already runs.
+    pub fn set_env(&mut self, service: &str, cause: Cause) -> Result<(), SimError> {
+        control_event!(self, "set_env", service, (), cause);
+        let all: Vec<u32> = (0..self.replica_count(service)?).collect();
+        self.restart(service, &all, cause)
+    }
+
     /// Changes the replica count: new replicas start (and warm) from scratch; removed ones are
     /// the highest ordinals, and their in-flight requests fail with `cause`. Zero is allowed here
     /// (raw commands can do it); the kernel's ISA cannot express it.
@@ -530,5 +560,54 @@ mod tests {
             out
         };
         assert_eq!(csv(&traced), csv(&plain));
+    }
+
+    /// P99 of `service` over seconds 2..6 with `backend` slowed ×`slowdown` under CPU limit ×`limit`.
+    fn p99_under(slowdown: f64, limit: f64) -> f64 {
+        let mut sim = Sim::new(chain(), SimConfig::default()).unwrap();
+        let all: Vec<u32> = (0..sim.replica_count("backend").unwrap()).collect();
+        sim.set_slowdown("backend", &all, slowdown, None, ACTION)
+            .unwrap();
+        sim.set_cpu_limit("backend", limit, ACTION).unwrap();
+        sim.run_until(VirtualTime::from_secs(6)).unwrap();
+        let rows: Vec<f64> = sim
+            .metrics()
+            .rows()
+            .iter()
+            .filter(|r| r.name == "backend" && r.second >= 2)
+            .map(|r| r.p99_ms)
+            .collect();
+        rows.iter().sum::<f64>() / rows.len() as f64
+    }
+
+    #[test]
+    fn a_cpu_limit_divides_a_slowdown_and_throttles_below_the_spec() {
+        assert_eq!(super::super::engine::cpu_limited(4.0, 2.0), 2.0);
+        assert_eq!(
+            super::super::engine::cpu_limited(1.0, 2.0),
+            1.0,
+            "no faster than unstressed"
+        );
+        assert_eq!(super::super::engine::cpu_limited(1.0, 0.5), 2.0);
+        let (slowed, headroom, healthy, throttled) = (
+            p99_under(4.0, 1.0),
+            p99_under(4.0, 4.0),
+            p99_under(1.0, 1.0),
+            p99_under(1.0, 0.5),
+        );
+        assert!(
+            headroom < slowed,
+            "more CPU hides a hog: {headroom} vs {slowed}"
+        );
+        assert!(
+            throttled > healthy,
+            "less CPU throttles: {throttled} vs {healthy}"
+        );
+        let mut sim = Sim::new(chain(), SimConfig::default()).unwrap();
+        assert!(sim.set_cpu_limit("backend", 0.0, ACTION).is_err());
+        sim.set_cpu_limit("backend", 0.5, ACTION).unwrap();
+        assert_eq!(sim.cpu_limit("backend").unwrap(), 0.5);
+        sim.set_cpu_limit("backend", 1.0, ACTION).unwrap();
+        assert_eq!(sim.cpu_limit("backend").unwrap(), 1.0);
     }
 }

@@ -303,6 +303,7 @@ impl<N: Network> Sim<N> {
     pub(super) fn start_cpu(&mut self, service: u16, replica: u32) {
         let spec = &self.spec.services[service as usize];
         let (cores, st) = (spec.cores, spec.service_time);
+        let limit = self.services[service as usize].cpu_limit.map(|(l, _)| l);
         loop {
             let r = &mut self.services[service as usize].replicas[replica as usize];
             if r.busy >= cores {
@@ -312,7 +313,7 @@ impl<N: Network> Sim<N> {
                 return;
             };
             r.busy += 1;
-            let slowdown = r.slowdown;
+            let slowdown = limit.map_or(r.slowdown, |l| cpu_limited(r.slowdown, l));
             let share = if post { 0.2 } else { 0.8 };
             let z = self.rng_work.draw();
             let us = st.median_us * (st.sigma * z).exp() * share * slowdown;
@@ -651,4 +652,11 @@ pub(super) fn key_parts(key: Key) -> (u32, u32) {
 
 pub(super) fn key_from_parts(idx: u32, generation: u32) -> Key {
     crate::slab::from_parts(idx, generation)
+}
+
+/// The slowdown a replica runs at under a CPU limit `limit` times the spec's: a stressor's
+/// `slowdown` is the share of CPU it leaves, so more headroom divides it, but no limit makes the
+/// work itself faster than unstressed (1); a limit below 1 throttles even a healthy replica.
+pub(super) fn cpu_limited(slowdown: f64, limit: f64) -> f64 {
+    (slowdown / limit).max(1.0)
 }

@@ -286,6 +286,10 @@ struct ServiceRt {
     /// Retry budget per callee (Finagle-style: one budget per destination).
     retry_tokens: Vec<f64>,
     scale_cause: Option<Cause>,
+    /// CPU limit patched by hand, relative to the spec's (1 = unchanged), with its cause:
+    /// service times are divided by it (raised limits give a CPU hog headroom, lowered ones
+    /// throttle), never below the unstressed time.
+    cpu_limit: Option<(f64, Cause)>,
     counters: CallCounters,
 }
 
@@ -392,6 +396,7 @@ impl<N: Network> Sim<N> {
                 current_config: s.config_versions.len().max(1) - 1,
                 retry_tokens: vec![cfg.retries.budget_cap; spec.services.len()],
                 scale_cause: None,
+                cpu_limit: None,
                 counters: CallCounters::default(),
             })
             .collect();

@@ -75,6 +75,12 @@ impl<N: Network> Sim<N> {
         Ok(rt.configs[rt.current_config].fail_fraction > 0.0)
     }
 
+    /// `service`'s CPU limit relative to the spec's (1: as specified).
+    pub fn cpu_limit(&self, service: &str) -> Result<f64, SimError> {
+        let s = self.service_index(service)?;
+        Ok(self.services[s as usize].cpu_limit.map_or(1.0, |(l, _)| l))
+    }
+
     /// Whether a rate limit is in force on `service`, and at what rate.
     pub fn rate_limit(&self, service: &str) -> Result<Option<f64>, SimError> {
         let s = self.service_index(service)?;

@@ -3,6 +3,7 @@
 //!
 //! * [`policy`] — the [`Policy`] trait (observe → propose) and its six implementations: `noop`,
 //!   `auto-restart`, `naive-microreboot`, `unconstrained`, `constrained` and `oracle`.
+//! * [`policy_id`] — [`PolicyId`], a policy's name in results: a built-in or an external agent.
 //! * [`llm`] — the simulated LLM's parameters (decision latency, localisation accuracy, named
 //!   mistake rates) and their sources.
 //! * [`pipeline`] — one incident through diagnosis → planning → verification, rendered as a
@@ -18,6 +19,7 @@
 pub mod llm;
 pub mod pipeline;
 pub mod policy;
+pub mod policy_id;
 pub mod real_llm;
 
 pub use llm::{LlmConfig, MistakeRates};
@@ -26,3 +28,4 @@ pub use policy::{
     ClusterView, IncidentInfo, Observation, Policy, PolicyKind, Proposal, make, oracle_plan,
     oracle_plan_in,
 };
+pub use policy_id::PolicyId;

@@ -4,7 +4,7 @@
 use crate::harm::Regression;
 use crate::offline::{IndustrialGraph, OfflineOutcome};
 use crate::online::{Actor, Judgement, OnlineRun};
-use agents::{Mistake, PolicyKind};
+use agents::{Mistake, PolicyId};
 use faults::FaultType;
 use kernel::journal::Event;
 use kernel::txn::Outcome;
@@ -46,7 +46,7 @@ pub struct OnlineRecord {
     /// Fault type.
     pub fault: FaultType,
     /// Policy.
-    pub policy: PolicyKind,
+    pub policy: PolicyId,
     /// Seed.
     pub seed: u64,
     /// The LLM error-rate factor (1 = the documented rates; sensitivity runs vary it).
@@ -98,6 +98,10 @@ pub struct OnlineRecord {
     /// Absent in lines written before scenarios were recorded.
     #[serde(default)]
     pub scenario: Option<Scenario>,
+    /// External agents only: why the agent failed (crashed, timed out, sent a malformed or
+    /// oversized message), ending its part in the incident. Absent when it did not fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_failure: Option<String>,
 }
 
 /// The fault scenario of a run, as injected.
@@ -148,7 +152,7 @@ impl OnlineRecord {
         provenance: Provenance,
         app: &str,
         fault: FaultType,
-        policy: PolicyKind,
+        policy: PolicyId,
         seed: u64,
         error_factor: f64,
         run: &OnlineRun,
@@ -237,6 +241,7 @@ impl OnlineRecord {
             refused_commands: run.refused_commands.len() as u32,
             events: run.events,
             scenario: None,
+            agent_failure: None,
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use crate::stats::{RankTest, mann_whitney, newcombe, normal_quantile};
 use crate::summary::Results;
-use agents::PolicyKind;
+use agents::PolicyId;
 use experiments::offline::IndustrialGraph;
 use faults::FaultType;
 use std::collections::BTreeMap;
@@ -57,7 +57,7 @@ pub enum Cell {
         /// Fault.
         fault: FaultType,
         /// Policy.
-        policy: PolicyKind,
+        policy: PolicyId,
     },
     /// An offline cell.
     Offline {
@@ -66,7 +66,7 @@ pub enum Cell {
         /// Fault.
         fault: FaultType,
         /// Policy.
-        policy: PolicyKind,
+        policy: PolicyId,
     },
 }
 
@@ -237,7 +237,7 @@ fn runs(lines: &[experiments::record::ResultLine]) -> Runs {
         let cell = Cell::Offline {
             graph: x.graph,
             fault: x.outcome.fault,
-            policy: x.outcome.policy,
+            policy: x.outcome.policy.into(),
         };
         out.entry(cell).or_default().insert(
             u64::from(x.incident),
@@ -584,7 +584,7 @@ mod tests {
     use super::*;
     use experiments::record::{OnlineRecord, Provenance, ResultLine};
 
-    fn line(policy: PolicyKind, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
+    fn line(policy: PolicyId, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
         ResultLine::Online(OnlineRecord {
             provenance: Provenance {
                 commit: "c".into(),

@@ -149,6 +149,9 @@ mod tests {
         let back: PolicyId = serde_json::from_str("\"heuristic\"").unwrap();
         assert_eq!(back, ext);
         assert!(serde_json::from_str::<PolicyId>("\"Bad Name\"").is_err());
-        assert_eq!(PolicyId::from_name("heuristic").as_str().as_ptr(), ext.as_str().as_ptr());
+        assert_eq!(
+            PolicyId::from_name("heuristic").as_str().as_ptr(),
+            ext.as_str().as_ptr()
+        );
     }
 }

@@ -3,17 +3,14 @@
 //! shapes — run in parallel across jobs (each run single-threaded), in a fixed job order, so the
 //! result lines are the same whatever the thread count.
 
+use crate::external::{AgentConfig, AgentRunner, NoAgents};
 use crate::harm::Series;
 use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
-use crate::record::{
-    GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario,
-};
+use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario};
 use crate::shard::{JobOutput, Part, Shard};
-use crate::external::{AgentConfig, AgentRunner, NoAgents};
 use agents::{LlmConfig, PolicyId, PolicyKind};
-use std::collections::BTreeMap;
 use faults::FaultType;
 use indicatif::{ProgressBar, ProgressStyle};
 use kernel::DependencyGraph;
@@ -21,6 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sim::ScopeKind;
 use sim::spec::AppSpec;
+use std::collections::BTreeMap;
 
 /// The LLM error-rate sensitivity sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,10 +198,14 @@ impl EvalConfig {
             {
                 let builtin: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
                 let declared: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+                let declared = if declared.is_empty() {
+                    "none declared".to_string()
+                } else {
+                    format!("declared: {}", declared.join(", "))
+                };
                 return Err(format!(
-                    "unknown policy `{name}`: neither built-in ({}) nor declared as an external agent under [agents.NAME] ({})",
+                    "unknown policy `{name}`; choose from: {}, or an external agent under [agents.NAME] ({declared})",
                     builtin.join(", "),
-                    if declared.is_empty() { "none declared".to_string() } else { declared.join(", ") }
                 ));
             }
         }
@@ -657,7 +659,9 @@ fn run_job(
             };
             for &policy in &cfg.policies {
                 match policy {
-                    PolicyId::Builtin(PolicyKind::Noop) => record(policy, 1.0, &noop, None, &mut out),
+                    PolicyId::Builtin(PolicyKind::Noop) => {
+                        record(policy, 1.0, &noop, None, &mut out)
+                    }
                     PolicyId::Builtin(kind) => {
                         let result = one(kind, cfg.llm)?;
                         record(policy, 1.0, &result, None, &mut out);

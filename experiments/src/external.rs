@@ -147,7 +147,7 @@ pub fn check_agents_in(text: &str, source: &str) -> Result<(), String> {
     }
     let doc: Agents = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
     for (name, value) in doc.agents {
-        let line = text[..value.span().start].lines().count().max(1);
+        let line = text[..value.span().start].matches('\n').count() + 1;
         let agent: AgentConfig = value
             .into_inner()
             .try_into()
@@ -197,18 +197,43 @@ mod tests {
     #[test]
     fn bad_agent_tables_are_refused_with_file_line_and_field() {
         for (toml, expected) in [
-            ("[agents.a]\nmode = \"typed\"\n", "t.toml:1: [agents.a] missing field `command`"),
-            ("seed = 1\n\n[agents.a]\ncommand = []\n", "t.toml:3: [agents.a] command:"),
-            ("[agents.a]\ncommand = [\"x\"]\nmode = \"fast\"\n", "t.toml:1: [agents.a] unknown variant `fast`"),
-            ("[agents.a]\ncommand = [\"x\"]\ntimeout_s = 0.0\n", "timeout_s = 0"),
-            ("[agents.a]\ncommand = [\"x\"]\nconcurrency = 0\n", "concurrency = 0"),
-            ("[agents.a]\ncommand = [\"x\"]\nretries = 3\n", "unknown field `retries`"),
-            ("[agents.constrained]\ncommand = [\"x\"]\n", "built-in policy's name"),
+            (
+                "[agents.a]\nmode = \"typed\"\n",
+                "t.toml:1: [agents.a] missing field `command`",
+            ),
+            (
+                "seed = 1\n\n[agents.a]\ncommand = []\n",
+                "t.toml:3: [agents.a] command:",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\nmode = \"fast\"\n",
+                "t.toml:1: [agents.a] unknown variant `fast`",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\ntimeout_s = 0.0\n",
+                "timeout_s = 0",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\nconcurrency = 0\n",
+                "concurrency = 0",
+            ),
+            (
+                "[agents.a]\ncommand = [\"x\"]\nretries = 3\n",
+                "unknown field `retries`",
+            ),
+            (
+                "[agents.constrained]\ncommand = [\"x\"]\n",
+                "built-in policy's name",
+            ),
             ("[agents.My-Agent]\ncommand = [\"x\"]\n", "lower-case"),
         ] {
             let err = check_agents_in(toml, "t.toml").expect_err(toml);
             assert!(err.contains(expected), "{toml}: {err}");
         }
-        check_agents_in("[agents.mine]\ncommand = [\"python3\", \"agent.py\"]\n", "t.toml").unwrap();
+        check_agents_in(
+            "[agents.mine]\ncommand = [\"python3\", \"agent.py\"]\n",
+            "t.toml",
+        )
+        .unwrap();
     }
 }

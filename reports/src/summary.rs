@@ -266,11 +266,9 @@ impl<'a> Results<'a> {
             .filter(|r| r.error_factor != 1.0)
             .map(|r| (r.graph, r.incident))
             .collect();
-        for r in self
-            .offline
-            .iter()
-            .filter(|r| llm(r.outcome.policy.into()) && swept_incidents.contains(&(r.graph, r.incident)))
-        {
+        for r in self.offline.iter().filter(|r| {
+            llm(r.outcome.policy.into()) && swept_incidents.contains(&(r.graph, r.incident))
+        }) {
             t.entry((
                 format!("offline {}", r.graph.as_str()),
                 key(r.error_factor),

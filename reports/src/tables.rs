@@ -495,7 +495,11 @@ pub fn external_agents(r: &Results<'_>) -> Option<Table> {
             p.to_string(),
             runs.len().to_string(),
             failures.to_string(),
-            if listed.is_empty() { "—".into() } else { listed.join("; ") },
+            if listed.is_empty() {
+                "—".into()
+            } else {
+                listed.join("; ")
+            },
         ]);
     }
     (!t.rows.is_empty()).then_some(t)

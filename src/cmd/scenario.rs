@@ -227,9 +227,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         faults_log.push(b'\n');
     }
     write("faults.jsonl", faults_log)?;
-    let mut points = timeline(&args.app.app, args.fault, PolicyKind::Noop.into(), &noop.rows);
+    let mut points = timeline(
+        &args.app.app,
+        args.fault,
+        PolicyKind::Noop.into(),
+        &noop.rows,
+    );
     if let Some(r) = &result {
-        points.extend(timeline(&args.app.app, args.fault, args.policy.into(), &r.rows));
+        points.extend(timeline(
+            &args.app.app,
+            args.fault,
+            args.policy.into(),
+            &r.rows,
+        ));
     }
     let refs: Vec<_> = points.iter().collect();
     let actions = reports::plots::TimelineAction::of(&record);

@@ -584,7 +584,7 @@ mod tests {
     use super::*;
     use experiments::record::{OnlineRecord, Provenance, ResultLine};
 
-    fn line(policy: PolicyId, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
+    fn line(policy: agents::PolicyKind, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
         ResultLine::Online(OnlineRecord {
             provenance: Provenance {
                 commit: "c".into(),
@@ -592,7 +592,7 @@ mod tests {
             },
             app: "socialNetwork".into(),
             fault: FaultType::Crash,
-            policy,
+            policy: policy.into(),
             seed,
             error_factor: 1.0,
             harmful,
@@ -615,13 +615,14 @@ mod tests {
             refused_commands: 0,
             events: 0,
             scenario: None,
+            agent_failure: None,
         })
     }
 
     #[test]
     fn identical_runs_compare_equal_and_a_harm_jump_is_named_with_its_seeds() {
         let base: Vec<ResultLine> = (1..=20)
-            .map(|s| line(PolicyKind::Constrained, s, false, Some(30.0)))
+            .map(|s| line(agents::PolicyKind::Constrained, s, false, Some(30.0)))
             .collect();
         let same = compare(&base, &base, Thresholds::default(), "");
         assert!(same.regressions().is_empty());
@@ -631,7 +632,7 @@ mod tests {
         let cur: Vec<ResultLine> = (1..=20)
             .map(|s| {
                 let bad = s <= 15;
-                line(PolicyKind::Constrained, s, bad, (!bad).then_some(30.0))
+                line(agents::PolicyKind::Constrained, s, bad, (!bad).then_some(30.0))
             })
             .collect();
         let c = compare(&base, &cur, Thresholds::default(), " --config x.toml");
@@ -664,10 +665,10 @@ mod tests {
     #[test]
     fn one_changed_seed_in_ten_is_listed_but_not_significant() {
         let base: Vec<ResultLine> = (1..=10)
-            .map(|s| line(PolicyKind::Unconstrained, s, false, Some(40.0)))
+            .map(|s| line(agents::PolicyKind::Unconstrained, s, false, Some(40.0)))
             .collect();
         let mut cur = base.clone();
-        cur[3] = line(PolicyKind::Unconstrained, 4, true, Some(40.0));
+        cur[3] = line(agents::PolicyKind::Unconstrained, 4, true, Some(40.0));
         let c = compare(&base, &cur, Thresholds::default(), "");
         assert!(c.regressions().is_empty(), "{:?}", c.cells);
         assert_eq!(c.changes.len(), 1);

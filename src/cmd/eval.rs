@@ -13,6 +13,14 @@ use reports::timings::{InferenceTiming, Timings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// A built-in policy's name (`scenario` runs built-ins only).
+pub fn parse_builtin_policy(name: &str) -> Result<PolicyKind, String> {
+    PolicyKind::from_name(name).ok_or_else(|| {
+        let valid: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown policy `{name}`; choose from: {}", valid.join(", "))
+    })
+}
+
 /// A policy name: a built-in's, or an external agent's (checked against the configuration's
 /// `[agents.NAME]` tables once it is read).
 pub fn parse_policy(name: &str) -> Result<PolicyId, String> {

@@ -1,7 +1,7 @@
 //! `microreboot scenario`: one incident, one policy, one seed — its timeline plot, metrics,
 //! kernel journal, actions and verdicts, to look closely.
 
-use super::eval::parse_policy;
+use super::eval::parse_builtin_policy;
 use super::read_text;
 use super::sim::AppArgs;
 use agents::PolicyKind;
@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     scenarios: Option<deathstarbench::ScenarioSet>,
     /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained-evidence, constrained-watchdog, constrained or oracle.
-    #[arg(long, value_parser = parse_policy)]
+    #[arg(long, value_parser = parse_builtin_policy)]
     policy: PolicyKind,
     /// Seed.
     #[arg(long, default_value_t = 1)]

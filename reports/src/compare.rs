@@ -584,7 +584,12 @@ mod tests {
     use super::*;
     use experiments::record::{OnlineRecord, Provenance, ResultLine};
 
-    fn line(policy: agents::PolicyKind, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
+    fn line(
+        policy: agents::PolicyKind,
+        seed: u64,
+        harmful: bool,
+        ttr_s: Option<f64>,
+    ) -> ResultLine {
         ResultLine::Online(OnlineRecord {
             provenance: Provenance {
                 commit: "c".into(),
@@ -632,7 +637,12 @@ mod tests {
         let cur: Vec<ResultLine> = (1..=20)
             .map(|s| {
                 let bad = s <= 15;
-                line(agents::PolicyKind::Constrained, s, bad, (!bad).then_some(30.0))
+                line(
+                    agents::PolicyKind::Constrained,
+                    s,
+                    bad,
+                    (!bad).then_some(30.0),
+                )
             })
             .collect();
         let c = compare(&base, &cur, Thresholds::default(), " --config x.toml");

@@ -3,6 +3,7 @@
 //!
 //! * [`policy`] — the [`Policy`] trait (observe → propose) and its six implementations: `noop`,
 //!   `auto-restart`, `naive-microreboot`, `unconstrained`, `constrained` and `oracle`.
+//! * [`policy_id`] — [`PolicyId`], a policy's name in results: a built-in or an external agent.
 //! * [`llm`] — the simulated LLM's parameters (decision latency, localisation accuracy, named
 //!   mistake rates) and their sources.
 //! * [`raw_agent`] — the `unconstrained` agent: the same diagnoses with kubectl's command space
@@ -22,6 +23,7 @@ pub mod llm;
 pub mod pipeline;
 pub mod policy;
 pub mod raw_agent;
+pub mod policy_id;
 pub mod real_llm;
 
 pub use llm::{LlmConfig, MistakeRates};
@@ -31,3 +33,4 @@ pub use policy::{
     oracle_plan_in,
 };
 pub use raw_agent::{Behaviour, RawAgentConfig};
+pub use policy_id::PolicyId;

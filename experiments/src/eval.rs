@@ -3,13 +3,14 @@
 //! shapes — run in parallel across jobs (each run single-threaded), in a fixed job order, so the
 //! result lines are the same whatever the thread count.
 
+use crate::external::{AgentConfig, AgentRunner, NoAgents};
 use crate::harm::Series;
 use crate::offline::{IndustrialGraph, OfflineConfig, OfflineSetup, run_graph};
 use crate::online::{Detection, Execution, OnlineConfig, RunError, RunSpec, judge, run};
 use crate::parallel::{ParallelConfig, run_pair};
 use crate::record::{GraphRecord, OfflineRecord, OnlineRecord, Provenance, ResultLine, Scenario};
 use crate::shard::{JobOutput, Part, Shard};
-use agents::{LlmConfig, PolicyKind};
+use agents::{LlmConfig, PolicyId, PolicyKind};
 use faults::FaultType;
 use indicatif::{ProgressBar, ProgressStyle};
 use kernel::DependencyGraph;
@@ -17,6 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sim::ScopeKind;
 use sim::spec::AppSpec;
+use std::collections::BTreeMap;
 
 /// The LLM error-rate sensitivity sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,8 +65,8 @@ pub struct EvalConfig {
     /// Fault scenarios: `drawn` (target, replicas and intensity drawn from each seed) or
     /// `fixed` (one per app and fault; docs/faults.md).
     pub scenarios: deathstarbench::ScenarioSet,
-    /// Policies.
-    pub policies: Vec<PolicyKind>,
+    /// Policies: built-in names, or external agents declared under `[agents.NAME]`.
+    pub policies: Vec<PolicyId>,
     /// Industrial graphs for the offline experiment.
     pub graphs: Vec<IndustrialGraph>,
     /// The simulated LLM.
@@ -77,6 +79,10 @@ pub struct EvalConfig {
     pub parallel: ParallelConfig,
     /// The sensitivity sweep.
     pub sensitivity: SensitivityConfig,
+    /// External agents (`[agents.NAME]`), by name. Omitted from the serialised configuration
+    /// when none is declared, so that the built-in evaluation's configuration hash is unchanged.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, AgentConfig>,
 }
 
 impl Default for EvalConfig {
@@ -88,13 +94,14 @@ impl Default for EvalConfig {
             topology: None,
             faults: FaultType::ALL.to_vec(),
             scenarios: deathstarbench::ScenarioSet::default(),
-            policies: PolicyKind::ALL.to_vec(),
+            policies: PolicyKind::ALL.into_iter().map(PolicyId::from).collect(),
             graphs: IndustrialGraph::ALL.to_vec(),
             llm: LlmConfig::default(),
             online: OnlineConfig::default(),
             offline: OfflineConfig::default(),
             parallel: ParallelConfig::default(),
             sensitivity: SensitivityConfig::default(),
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -145,6 +152,7 @@ impl EvalConfig {
         text: &str,
         source: &str,
     ) -> Result<Self, String> {
+        crate::external::check_agents_in(text, source)?;
         let overlay: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| format!("{source}: {e}"))?;
@@ -184,6 +192,24 @@ impl EvalConfig {
         let fault_names: Vec<&str> = self.faults.iter().map(|f| f.as_str()).collect();
         unique("faults", &fault_names)?;
         unique("policies", &self.policies)?;
+        crate::external::check_agents(&self.agents)?;
+        for p in &self.policies {
+            if let PolicyId::External(name) = p
+                && !self.agents.contains_key(*name)
+            {
+                let builtin: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
+                let declared: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+                let declared = if declared.is_empty() {
+                    "none declared".to_string()
+                } else {
+                    format!("declared: {}", declared.join(", "))
+                };
+                return Err(format!(
+                    "unknown policy `{name}`; choose from: {}, or an external agent under [agents.NAME] ({declared})",
+                    builtin.join(", "),
+                ));
+            }
+        }
         unique("graphs", &self.graphs)?;
         unique("sensitivity.factors", &self.sensitivity.factors)?;
         if self.sensitivity.factors.contains(&1.0) {
@@ -314,7 +340,7 @@ pub struct TimelinePoint {
     /// Fault.
     pub fault: FaultType,
     /// Policy.
-    pub policy: PolicyKind,
+    pub policy: PolicyId,
     /// Second.
     pub second: u32,
     /// Failed user requests / user requests.
@@ -327,7 +353,7 @@ pub struct TimelinePoint {
 pub fn timeline(
     app: &str,
     fault: FaultType,
-    policy: PolicyKind,
+    policy: PolicyId,
     rows: &[sim::SecondStats],
 ) -> Vec<TimelinePoint> {
     let seconds = rows.iter().map(|r| r.second + 1).max().unwrap_or(0);
@@ -435,14 +461,26 @@ impl Job {
     }
 }
 
-/// Runs the whole evaluation with `threads` worker threads (0: one per core).
+/// Runs the whole evaluation of built-in policies with `threads` worker threads (0: one per
+/// core); see [`run_eval_with`] for external agents.
 pub fn run_eval(
     cfg: &EvalConfig,
     provenance: &Provenance,
     threads: usize,
     progress: bool,
 ) -> Result<EvalOutput, String> {
-    let part = run_eval_shard(cfg, provenance, threads, progress, Shard::WHOLE)?;
+    run_eval_with(cfg, provenance, threads, progress, &NoAgents)
+}
+
+/// Runs the whole evaluation, with `agents` running the external agents' incidents.
+pub fn run_eval_with(
+    cfg: &EvalConfig,
+    provenance: &Provenance,
+    threads: usize,
+    progress: bool,
+    runner: &dyn AgentRunner,
+) -> Result<EvalOutput, String> {
+    let part = run_eval_shard(cfg, provenance, threads, progress, Shard::WHOLE, runner)?;
     Ok(crate::shard::concat(part.jobs))
 }
 
@@ -453,6 +491,7 @@ pub fn run_eval_shard(
     threads: usize,
     progress: bool,
     shard: Shard,
+    runner: &dyn AgentRunner,
 ) -> Result<Part, String> {
     cfg.check()?;
     let apps = cfg.load_apps()?;
@@ -528,7 +567,7 @@ pub fn run_eval_shard(
     let results: Vec<Result<JobOutput, String>> = pool.install(|| {
         jobs.par_iter()
             .map(|(i, job)| {
-                let out = run_job(job, cfg, &apps, &graphs, provenance);
+                let out = run_job(job, cfg, &apps, &graphs, provenance, runner);
                 bar.inc(job.weight(cfg));
                 out.map(|output| JobOutput {
                     position: *i,
@@ -551,6 +590,7 @@ fn run_job(
     apps: &[AppSpec],
     graphs: &[DependencyGraph],
     provenance: &Provenance,
+    runner: &dyn AgentRunner,
 ) -> Result<EvalOutput, String> {
     let _span = tracing::info_span!("eval_job", job = ?job).entered();
     let mut out = EvalOutput::default();
@@ -576,32 +616,34 @@ fn run_job(
             let schedule = faults::FaultSchedule {
                 faults: vec![fault_spec],
             };
-            let context = |policy: PolicyKind, e: RunError| {
+            let context = |policy: PolicyId, e: RunError| {
                 format!("{} {fault} {policy} seed {seed}: {e}", app_spec.name)
             };
+            let spec = |policy: PolicyKind, llm: LlmConfig| RunSpec {
+                app: app_spec,
+                faults: schedule.clone(),
+                policy,
+                seed: *seed,
+                llm,
+                config: &cfg.online,
+                detection: Detection::Monitoring,
+                execution: Execution::Parallel,
+            };
             let one = |policy: PolicyKind, llm: LlmConfig| {
-                run(&RunSpec {
-                    app: app_spec,
-                    faults: schedule.clone(),
-                    policy,
-                    seed: *seed,
-                    llm,
-                    config: &cfg.online,
-                    detection: Detection::Monitoring,
-                    execution: Execution::Parallel,
-                })
-                .map_err(|e| context(policy, e))
+                run(&spec(policy, llm)).map_err(|e| context(policy.into(), e))
             };
             let noop = one(PolicyKind::Noop, cfg.llm)?;
             let noop_series = Series::from_rows(&noop.rows);
             let with_timeline = *app == 0 && *seed_index == 0;
-            let record = |policy: PolicyKind,
+            let record = |policy: PolicyId,
                           factor: f64,
                           result: &crate::online::OnlineRun,
+                          agent_failure: Option<String>,
                           out: &mut EvalOutput| {
                 let judgement = judge(result, app_spec, Some(&noop_series), &cfg.online);
                 let record = OnlineRecord {
                     scenario: Some(Scenario::of(cfg.scenarios, &schedule.faults[0], result)),
+                    agent_failure,
                     ..OnlineRecord::new(
                         provenance.clone(),
                         &app_spec.name,
@@ -630,18 +672,31 @@ fn run_job(
                 out.lines.push(ResultLine::Online(record));
             };
             for &policy in &cfg.policies {
-                if policy == PolicyKind::Noop {
-                    record(policy, 1.0, &noop, &mut out);
-                } else {
-                    let result = one(policy, cfg.llm)?;
-                    record(policy, 1.0, &result, &mut out);
+                match policy {
+                    PolicyId::Builtin(PolicyKind::Noop) => {
+                        record(policy, 1.0, &noop, None, &mut out)
+                    }
+                    PolicyId::Builtin(kind) => {
+                        let result = one(kind, cfg.llm)?;
+                        record(policy, 1.0, &result, None, &mut out);
+                    }
+                    // The same seed and drawn scenario as the built-ins; the agent's mode
+                    // picks the kernel's guards.
+                    PolicyId::External(name) => {
+                        let agent = &cfg.agents[name];
+                        let ext = runner
+                            .run(name, agent, &spec(agent.mode.runs_as(), cfg.llm))
+                            .map_err(|e| context(policy, e))?;
+                        record(policy, 1.0, &ext.run, ext.agent_failure, &mut out);
+                    }
                 }
             }
+            // External agents have no error rate to vary: the sweep is the simulated LLM's.
             if *seed_index < cfg.sensitivity.online_seeds {
                 for &factor in &cfg.sensitivity.factors {
                     for policy in [PolicyKind::Unconstrained, PolicyKind::Constrained] {
                         let result = one(policy, cfg.llm.with_error_factor(factor))?;
-                        record(policy, factor, &result, &mut out);
+                        record(policy.into(), factor, &result, None, &mut out);
                     }
                 }
             }
@@ -653,8 +708,10 @@ fn run_job(
             to,
         } => {
             let which = cfg.graphs[*graph];
+            // External agents run online only: the offline experiment has no simulator to serve
+            // their tool calls.
             let policies: Vec<PolicyKind> = if *factor == 1.0 {
-                cfg.policies.clone()
+                cfg.policies.iter().filter_map(|p| p.builtin()).collect()
             } else {
                 vec![PolicyKind::Unconstrained, PolicyKind::Constrained]
             };

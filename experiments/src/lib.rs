@@ -7,10 +7,12 @@
 //! * [`offline`] — incidents on industrial-scale graphs with worst-case effect propagation;
 //! * [`parallel`] — concurrent incidents, parallel vs one-plan-at-a-time execution;
 //! * [`record`] — the result lines (`results.jsonl`) everything else is computed from;
+//! * [`external`] — external agents' declarations and the seam the matrix runs them through;
 //! * [`eval`] — the whole matrix, its configuration, and parallel execution across runs;
 //! * [`shard`] — a deterministic slice of the matrix and the merge of all slices.
 
 pub mod eval;
+pub mod external;
 pub mod harm;
 pub mod hubs;
 pub mod observe;

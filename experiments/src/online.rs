@@ -242,6 +242,16 @@ pub struct RunError {
     message: String,
 }
 
+impl RunError {
+    /// A run error: what was being done, and what went wrong.
+    pub fn new(context: impl Into<String>, message: impl Into<String>) -> Self {
+        RunError {
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+}
+
 fn sim_err(context: &str) -> impl FnOnce(sim::SimError) -> RunError + '_ {
     move |e| RunError {
         context: context.to_string(),

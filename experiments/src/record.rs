@@ -4,7 +4,7 @@
 use crate::harm::Regression;
 use crate::offline::{IndustrialGraph, OfflineOutcome};
 use crate::online::{Actor, Judgement, OnlineRun};
-use agents::{Mistake, PolicyKind};
+use agents::{Mistake, PolicyId};
 use faults::FaultType;
 use kernel::journal::Event;
 use kernel::txn::Outcome;
@@ -46,7 +46,7 @@ pub struct OnlineRecord {
     /// Fault type.
     pub fault: FaultType,
     /// Policy.
-    pub policy: PolicyKind,
+    pub policy: PolicyId,
     /// Seed.
     pub seed: u64,
     /// The LLM error-rate factor (1 = the documented rates; sensitivity runs vary it).
@@ -102,6 +102,10 @@ pub struct OnlineRecord {
     /// absent for every other policy, whose lines are unchanged).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub behaviours: BTreeMap<String, u32>,
+    /// External agents only: why the agent failed (crashed, timed out, sent a malformed or
+    /// oversized message), ending its part in the incident. Absent when it did not fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_failure: Option<String>,
 }
 
 /// The fault scenario of a run, as injected.
@@ -152,7 +156,7 @@ impl OnlineRecord {
         provenance: Provenance,
         app: &str,
         fault: FaultType,
-        policy: PolicyKind,
+        policy: PolicyId,
         seed: u64,
         error_factor: f64,
         run: &OnlineRun,
@@ -242,6 +246,7 @@ impl OnlineRecord {
             events: run.events,
             scenario: None,
             behaviours: run.behaviours.clone(),
+            agent_failure: None,
         }
     }
 }

@@ -186,7 +186,7 @@ mod tests {
                         timelines: vec![crate::eval::TimelinePoint {
                             app: "a".into(),
                             fault: faults::FaultType::Crash,
-                            policy: agents::PolicyKind::Noop,
+                            policy: agents::PolicyKind::Noop.into(),
                             second: position as u32,
                             error_rate: 0.0,
                             p99_ms: 0.0,

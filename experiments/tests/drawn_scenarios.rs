@@ -2,7 +2,7 @@
 //! replicas the injection hit and the intensity; the same seed draws the same scenario in every
 //! policy's run, and different seeds draw different targets.
 
-use agents::PolicyKind;
+use agents::{PolicyId, PolicyKind};
 use deathstarbench::ScenarioSet;
 use experiments::eval::{EvalConfig, SensitivityConfig, run_eval};
 use experiments::offline::OfflineConfig;
@@ -18,7 +18,7 @@ fn config(scenarios: ScenarioSet) -> EvalConfig {
         apps: vec!["socialNetwork".into()],
         faults: vec![FaultType::Latency],
         scenarios,
-        policies: vec![PolicyKind::Noop, PolicyKind::Oracle],
+        policies: vec![PolicyKind::Noop.into(), PolicyKind::Oracle.into()],
         graphs: vec![],
         online: OnlineConfig {
             fault_start_s: 30.0,
@@ -42,7 +42,7 @@ fn config(scenarios: ScenarioSet) -> EvalConfig {
     }
 }
 
-fn scenarios(set: ScenarioSet) -> BTreeMap<(u64, PolicyKind), experiments::record::Scenario> {
+fn scenarios(set: ScenarioSet) -> BTreeMap<(u64, PolicyId), experiments::record::Scenario> {
     let cfg = config(set);
     let provenance = Provenance {
         commit: "test".into(),
@@ -76,7 +76,7 @@ fn every_online_line_names_what_its_seed_drew() {
         };
         assert!((100.0..=400.0).contains(&delay_ms), "{s:?}");
         // Both policies of a seed ran the same incident.
-        assert_eq!(&drawn[&(*seed, PolicyKind::Noop)], s);
+        assert_eq!(&drawn[&(*seed, PolicyKind::Noop.into())], s);
     }
     let targets: BTreeSet<&str> = drawn.values().map(|s| s.target.as_str()).collect();
     assert!(targets.len() > 1, "four seeds drew one target: {targets:?}");

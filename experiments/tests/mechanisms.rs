@@ -247,9 +247,9 @@ fn tiny() -> EvalConfig {
         apps: vec!["hotelReservation".into()],
         faults: vec![FaultType::Crash, FaultType::Misconfig],
         policies: vec![
-            PolicyKind::Noop,
-            PolicyKind::Unconstrained,
-            PolicyKind::Constrained,
+            PolicyKind::Noop.into(),
+            PolicyKind::Unconstrained.into(),
+            PolicyKind::Constrained.into(),
         ],
         online: short(),
         offline: OfflineConfig {

@@ -11,7 +11,9 @@
 //! * the MCP server on the official Rust SDK, rmcp, with a guard that bounds every incoming
 //!   message ([`server`]), and the call sources behind a session: a live agent or a cassette
 //!   ([`source`], [`cassette`]);
-//! * [`run_incident`]: one incident with an agent on stdio, an agent process, or a cassette.
+//! * [`run_incident`]: one incident with an agent on stdio, an agent process, or a cassette;
+//! * [`eval::McpRunner`]: the evaluation's external agents (`[agents.NAME]`), one process per
+//!   incident.
 //!
 //! Typed mode offers `propose_plan`, whose plans go through the kernel like the built-in
 //! constrained agent's; raw mode offers `kubectl`, whose commands go straight to the raw
@@ -19,6 +21,7 @@
 
 pub mod bench;
 pub mod cassette;
+pub mod eval;
 pub mod server;
 pub mod session;
 pub mod source;

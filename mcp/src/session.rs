@@ -327,10 +327,7 @@ impl Policy for ExternalAgent {
     // The nearest built-in by what the agent can express; the runner labels runs and picks the
     // kernel's guards by its `RunSpec::policy`, not by this.
     fn kind(&self) -> PolicyKind {
-        match self.cfg.mode {
-            Mode::Typed => PolicyKind::Constrained,
-            Mode::Raw => PolicyKind::Unconstrained,
-        }
+        self.cfg.mode.runs_as()
     }
 
     fn observe(&mut self, obs: &Observation<'_>) -> Vec<Proposal> {

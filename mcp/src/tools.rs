@@ -13,36 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sim::ScopeKind;
 
-/// How the agent actuates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Typed plans through the kernel (`propose_plan`).
-    Typed,
-    /// kubectl-like commands straight to the orchestrator (`kubectl`), unvalidated.
-    Raw,
-}
-
-impl Mode {
-    /// Its name in configuration and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Typed => "typed",
-            Mode::Raw => "raw",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "typed" => Ok(Mode::Typed),
-            "raw" => Ok(Mode::Raw),
-            other => Err(format!("unknown mode `{other}` (expected typed or raw)")),
-        }
-    }
-}
+// The agent's mode is the evaluation's vocabulary (`[agents.NAME] mode`): one type for both.
+pub use experiments::external::Mode;
 
 /// One tool as `tools/list` shows it.
 pub struct ToolSpec {

@@ -4,14 +4,14 @@
 
 use crate::summary::{Proportion, Results};
 use crate::tables::Table;
-use agents::PolicyKind;
+use agents::PolicyId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Harm and recoveries per application × policy, main matrix: harmful incidents with the 95 %
 /// interval, and recovered / runs.
 pub fn harm_by_app(r: &Results<'_>) -> Table {
-    let mut harm: BTreeMap<(String, PolicyKind), Proportion> = BTreeMap::new();
-    let mut recovered: BTreeMap<(String, PolicyKind), Proportion> = BTreeMap::new();
+    let mut harm: BTreeMap<(String, PolicyId), Proportion> = BTreeMap::new();
+    let mut recovered: BTreeMap<(String, PolicyId), Proportion> = BTreeMap::new();
     let mut apps: Vec<String> = Vec::new();
     for x in r.online_main() {
         if !apps.contains(&x.app) {
@@ -47,8 +47,8 @@ pub fn harm_by_app(r: &Results<'_>) -> Table {
 /// target that any agent harmed on, `harmful/runs` per policy; targets without harm are counted
 /// in the last row.
 pub fn harm_by_target(r: &Results<'_>) -> Table {
-    let policies: Vec<PolicyKind> = r.policies().into_iter().filter(|p| p.is_agent()).collect();
-    let mut cells: BTreeMap<(String, String, String), BTreeMap<PolicyKind, Proportion>> =
+    let policies: Vec<PolicyId> = r.policies().into_iter().filter(|p| p.is_agent()).collect();
+    let mut cells: BTreeMap<(String, String, String), BTreeMap<PolicyId, Proportion>> =
         BTreeMap::new();
     for x in r.online_main().filter(|x| policies.contains(&x.policy)) {
         // Lines written before scenarios were recorded group under one label.

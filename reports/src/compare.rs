@@ -17,7 +17,7 @@
 
 use crate::stats::{RankTest, mann_whitney, newcombe, normal_quantile};
 use crate::summary::Results;
-use agents::PolicyKind;
+use agents::PolicyId;
 use experiments::offline::IndustrialGraph;
 use faults::FaultType;
 use std::collections::BTreeMap;
@@ -57,7 +57,7 @@ pub enum Cell {
         /// Fault.
         fault: FaultType,
         /// Policy.
-        policy: PolicyKind,
+        policy: PolicyId,
     },
     /// An offline cell.
     Offline {
@@ -66,7 +66,7 @@ pub enum Cell {
         /// Fault.
         fault: FaultType,
         /// Policy.
-        policy: PolicyKind,
+        policy: PolicyId,
     },
 }
 
@@ -237,7 +237,7 @@ fn runs(lines: &[experiments::record::ResultLine]) -> Runs {
         let cell = Cell::Offline {
             graph: x.graph,
             fault: x.outcome.fault,
-            policy: x.outcome.policy,
+            policy: x.outcome.policy.into(),
         };
         out.entry(cell).or_default().insert(
             u64::from(x.incident),
@@ -584,7 +584,12 @@ mod tests {
     use super::*;
     use experiments::record::{OnlineRecord, Provenance, ResultLine};
 
-    fn line(policy: PolicyKind, seed: u64, harmful: bool, ttr_s: Option<f64>) -> ResultLine {
+    fn line(
+        policy: agents::PolicyKind,
+        seed: u64,
+        harmful: bool,
+        ttr_s: Option<f64>,
+    ) -> ResultLine {
         ResultLine::Online(OnlineRecord {
             provenance: Provenance {
                 commit: "c".into(),
@@ -592,7 +597,7 @@ mod tests {
             },
             app: "socialNetwork".into(),
             fault: FaultType::Crash,
-            policy,
+            policy: policy.into(),
             seed,
             error_factor: 1.0,
             harmful,
@@ -616,13 +621,14 @@ mod tests {
             events: 0,
             scenario: None,
             behaviours: Default::default(),
+            agent_failure: None,
         })
     }
 
     #[test]
     fn identical_runs_compare_equal_and_a_harm_jump_is_named_with_its_seeds() {
         let base: Vec<ResultLine> = (1..=20)
-            .map(|s| line(PolicyKind::Constrained, s, false, Some(30.0)))
+            .map(|s| line(agents::PolicyKind::Constrained, s, false, Some(30.0)))
             .collect();
         let same = compare(&base, &base, Thresholds::default(), "");
         assert!(same.regressions().is_empty());
@@ -632,7 +638,12 @@ mod tests {
         let cur: Vec<ResultLine> = (1..=20)
             .map(|s| {
                 let bad = s <= 15;
-                line(PolicyKind::Constrained, s, bad, (!bad).then_some(30.0))
+                line(
+                    agents::PolicyKind::Constrained,
+                    s,
+                    bad,
+                    (!bad).then_some(30.0),
+                )
             })
             .collect();
         let c = compare(&base, &cur, Thresholds::default(), " --config x.toml");
@@ -665,10 +676,10 @@ mod tests {
     #[test]
     fn one_changed_seed_in_ten_is_listed_but_not_significant() {
         let base: Vec<ResultLine> = (1..=10)
-            .map(|s| line(PolicyKind::Unconstrained, s, false, Some(40.0)))
+            .map(|s| line(agents::PolicyKind::Unconstrained, s, false, Some(40.0)))
             .collect();
         let mut cur = base.clone();
-        cur[3] = line(PolicyKind::Unconstrained, 4, true, Some(40.0));
+        cur[3] = line(agents::PolicyKind::Unconstrained, 4, true, Some(40.0));
         let c = compare(&base, &cur, Thresholds::default(), "");
         assert!(c.regressions().is_empty(), "{:?}", c.cells);
         assert_eq!(c.changes.len(), 1);

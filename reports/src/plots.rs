@@ -4,7 +4,7 @@
 use crate::run_dir::RunDir;
 use crate::summary::{Proportion, Results};
 use crate::timings::Timings;
-use agents::PolicyKind;
+use agents::{PolicyId, PolicyKind};
 use experiments::eval::TimelinePoint;
 use experiments::offline::IndustrialGraph;
 use faults::FaultType;
@@ -50,7 +50,19 @@ where
 }
 
 /// Each policy's colour.
-pub fn color(p: PolicyKind) -> RGBColor {
+pub fn color(p: PolicyId) -> RGBColor {
+    let PolicyId::Builtin(p) = p else {
+        // External agents: colours none of the built-ins use, one per name, stable across runs.
+        const EXTERNAL: [RGBColor; 5] = [
+            RGBColor(227, 119, 194),
+            RGBColor(140, 86, 75),
+            RGBColor(255, 187, 120),
+            RGBColor(0, 92, 230),
+            RGBColor(120, 0, 120),
+        ];
+        let h = experiments::fnv1a(p.as_str().as_bytes());
+        return EXTERNAL[(h % EXTERNAL.len() as u64) as usize];
+    };
     match p {
         PolicyKind::Noop => RGBColor(140, 140, 140),
         PolicyKind::AutoRestart => RGBColor(31, 119, 180),
@@ -62,6 +74,15 @@ pub fn color(p: PolicyKind) -> RGBColor {
         PolicyKind::Constrained => RGBColor(44, 160, 44),
         PolicyKind::Oracle => RGBColor(60, 60, 60),
     }
+}
+
+/// The distinct policies of `policies`, in report order (built-ins first, then external agents
+/// by name).
+fn in_report_order(policies: impl Iterator<Item = PolicyId>) -> Vec<PolicyId> {
+    policies
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Draws a plot into `stem.png` and `stem.svg` of the run directory, each written whole or not
@@ -91,7 +112,7 @@ macro_rules! both {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimelineAction {
     /// The policy whose run it is in.
-    pub policy: PolicyKind,
+    pub policy: PolicyId,
     /// When, seconds.
     pub at_s: f64,
     /// ISA or raw-command kind (the tick's colour and the harm window's label).
@@ -161,10 +182,7 @@ where
 {
     let seconds = points.iter().map(|p| p.second + 1).max().unwrap_or(1) as f64;
     let fault_end = (fault_start_s + fault_duration_s).min(seconds);
-    let policies: Vec<PolicyKind> = PolicyKind::ALL
-        .into_iter()
-        .filter(|p| points.iter().any(|x| x.policy == *p))
-        .collect();
+    let policies: Vec<PolicyId> = in_report_order(points.iter().map(|x| x.policy));
     let kinds: Vec<String> = actions
         .iter()
         .filter(|a| !a.human)
@@ -370,15 +388,13 @@ where
 /// Harm rate per policy: online, and offline on each graph, with 95 % CIs.
 fn harm_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    groups: &[(String, Vec<(PolicyKind, Proportion)>)],
+    groups: &[(String, Vec<(PolicyId, Proportion)>)],
 ) -> PlotResult
 where
     DB::ErrorType: 'static,
 {
-    let policies: Vec<PolicyKind> = PolicyKind::ALL
-        .into_iter()
-        .filter(|p| groups.iter().any(|(_, v)| v.iter().any(|(q, _)| q == p)))
-        .collect();
+    let policies: Vec<PolicyId> =
+        in_report_order(groups.iter().flat_map(|(_, v)| v.iter().map(|(q, _)| *q)));
     let n = policies.len().max(1) as f64;
     let mut chart = ChartBuilder::on(root)
         .caption(
@@ -597,10 +613,8 @@ pub fn write_timeline(
 ) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     register_fonts()?;
     let title = format!("{app}, {fault} fault: user-facing error rate and worst path P99");
-    let rows = PolicyKind::ALL
-        .into_iter()
-        .filter(|p| points.iter().any(|x| x.policy == *p))
-        .count()
+    let rows = in_report_order(points.iter().map(|x| x.policy))
+        .len()
         .max(1) as u32;
     both!(
         out,
@@ -659,7 +673,7 @@ pub fn write_all(
     )];
     let off = results.offline_harm();
     for g in IndustrialGraph::ALL {
-        let v: Vec<(PolicyKind, Proportion)> = off
+        let v: Vec<(PolicyId, Proportion)> = off
             .iter()
             .filter(|((gg, _, f), _)| *gg == g && f == "all")
             .map(|((_, p, _), x)| (*p, *x))
@@ -725,7 +739,7 @@ pub fn write_all(
         s.keys().map(|(e, _, _)| e.clone()).collect();
     let mut lines = Vec::new();
     for e in experiments {
-        for p in [PolicyKind::Unconstrained, PolicyKind::Constrained] {
+        for p in [PolicyKind::Unconstrained, PolicyKind::Constrained].map(PolicyId::from) {
             let pts: Vec<(f64, Proportion)> = s
                 .iter()
                 .filter(|((ee, _, pp), _)| *ee == e && *pp == p)

@@ -54,6 +54,17 @@ pub fn render(
          harm.\n\n{}",
         tables::guard_ablation(results).markdown()
     );
+    if let Some(t) = tables::external_agents(results) {
+        let _ = writeln!(
+            w,
+            "### External agents\n\nAgents declared under `[agents.NAME]` (docs/AGENTS.md) ran over MCP on the \
+             same seeds and drawn scenarios as the built-ins; their rows are in every table of this report. An \
+             *agent failure* is an incident the agent left by crashing, exceeding its wall-clock timeout or \
+             sending a malformed or oversized message: the run went on without it and is judged like any other. \
+             External agents run online only (the offline experiment has no simulator to serve their tools).\n\n{}",
+            t.markdown()
+        );
+    }
     let _ = writeln!(
         w,
         "### Online (DeathStarBench on the simulator)\n\n{}",
@@ -279,8 +290,8 @@ fn setup(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings: &Timi
 fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings: &Timings) {
     let _ = writeln!(w, "## Where we differ from the paper, and why\n");
     let harm = results.online_harm();
-    let rate = |p| {
-        harm.get(&(p, "all".to_string()))
+    let rate = |p: PolicyKind| {
+        harm.get(&(p.into(), "all".to_string()))
             .map(|x: &crate::summary::Proportion| x.rate())
     };
     if let (Some(u), Some(c)) = (
@@ -316,7 +327,7 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
     let offline: Vec<String> = IndustrialGraph::ALL
         .into_iter()
         .filter_map(|g| {
-            let get = |p| off.get(&(g, p, "all".to_string())).map(|x| x.rate());
+            let get = |p: PolicyKind| off.get(&(g, p.into(), "all".to_string())).map(|x| x.rate());
             let (u, c) = (
                 get(PolicyKind::Unconstrained)?,
                 get(PolicyKind::Constrained)?,
@@ -342,7 +353,7 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
         );
     }
     let naive = |g| {
-        off.get(&(g, PolicyKind::NaiveMicroreboot, "all".to_string()))
+        off.get(&(g, PolicyKind::NaiveMicroreboot.into(), "all".to_string()))
             .map_or("—".to_string(), |x| pct(x.rate()))
     };
     if let Some(meta) = results
@@ -364,8 +375,8 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
         );
     }
     let ttr = results.ttr();
-    let median = |p| {
-        ttr.get(&(p, "crash".to_string()))
+    let median = |p: PolicyKind| {
+        ttr.get(&(p.into(), "crash".to_string()))
             .and_then(|v| censored_percentile(v, 0.5))
     };
     if let (Some(auto), Some(agent)) = (
@@ -378,7 +389,7 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
         } else {
             "auto-restart is not faster, unlike the paper's observation"
         };
-        let recovered_beyond_crashes = |p| {
+        let recovered_beyond_crashes = |p: PolicyKind| {
             let (mut k, mut n) = (0, 0);
             for ((policy, fault), v) in &ttr {
                 if *policy == p && fault != "crash" && fault != "all" {

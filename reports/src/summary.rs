@@ -1,7 +1,7 @@
 //! Tables computed from result lines — and only from them, so every number in the report can be
 //! traced to `results.jsonl`.
 
-use agents::PolicyKind;
+use agents::{PolicyId, PolicyKind};
 use experiments::offline::IndustrialGraph;
 use experiments::online::{Actor, Execution};
 use experiments::parallel::Mix;
@@ -119,17 +119,15 @@ impl<'a> Results<'a> {
             .filter(|r| r.error_factor == 1.0)
     }
 
-    /// Policies present, in report order.
-    pub fn policies(&self) -> Vec<PolicyKind> {
-        let present: BTreeSet<PolicyKind> = self
+    /// Policies present, in report order (external agents after the built-ins).
+    pub fn policies(&self) -> Vec<PolicyId> {
+        let present: BTreeSet<PolicyId> = self
             .online_main()
             .map(|r| r.policy)
-            .chain(self.offline_main().map(|r| r.outcome.policy))
+            .chain(self.offline_main().map(|r| r.outcome.policy.into()))
             .collect();
-        PolicyKind::ALL
-            .into_iter()
-            .filter(|p| present.contains(p))
-            .collect()
+        // `PolicyId`'s order is report order: the built-ins', then external agents by name.
+        present.into_iter().collect()
     }
 
     /// Fault types present, in DESIGN order.
@@ -147,8 +145,8 @@ impl<'a> Results<'a> {
     }
 
     /// Online harm per policy × fault (and `all`), main matrix.
-    pub fn online_harm(&self) -> BTreeMap<(PolicyKind, String), Proportion> {
-        let mut t: BTreeMap<(PolicyKind, String), Proportion> = BTreeMap::new();
+    pub fn online_harm(&self) -> BTreeMap<(PolicyId, String), Proportion> {
+        let mut t: BTreeMap<(PolicyId, String), Proportion> = BTreeMap::new();
         for r in self.online_main() {
             for key in [r.fault.to_string(), "all".to_string()] {
                 t.entry((r.policy, key)).or_default().add(r.harmful);
@@ -158,8 +156,8 @@ impl<'a> Results<'a> {
     }
 
     /// Online counterfactual harm (worse than noop) per policy, main matrix.
-    pub fn online_counterfactual(&self) -> BTreeMap<PolicyKind, Proportion> {
-        let mut t: BTreeMap<PolicyKind, Proportion> = BTreeMap::new();
+    pub fn online_counterfactual(&self) -> BTreeMap<PolicyId, Proportion> {
+        let mut t: BTreeMap<PolicyId, Proportion> = BTreeMap::new();
         for r in self.online_main() {
             t.entry(r.policy)
                 .or_default()
@@ -169,11 +167,11 @@ impl<'a> Results<'a> {
     }
 
     /// Offline harm per graph × policy × fault (and `all`), main matrix.
-    pub fn offline_harm(&self) -> BTreeMap<(IndustrialGraph, PolicyKind, String), Proportion> {
-        let mut t: BTreeMap<(IndustrialGraph, PolicyKind, String), Proportion> = BTreeMap::new();
+    pub fn offline_harm(&self) -> BTreeMap<(IndustrialGraph, PolicyId, String), Proportion> {
+        let mut t: BTreeMap<(IndustrialGraph, PolicyId, String), Proportion> = BTreeMap::new();
         for r in self.offline_main() {
             for key in [r.outcome.fault.to_string(), "all".to_string()] {
-                t.entry((r.graph, r.outcome.policy, key))
+                t.entry((r.graph, r.outcome.policy.into(), key))
                     .or_default()
                     .add(r.harmful());
             }
@@ -182,8 +180,8 @@ impl<'a> Results<'a> {
     }
 
     /// TTR values per policy × fault (and `all`), main matrix.
-    pub fn ttr(&self) -> BTreeMap<(PolicyKind, String), Vec<Option<f64>>> {
-        let mut t: BTreeMap<(PolicyKind, String), Vec<Option<f64>>> = BTreeMap::new();
+    pub fn ttr(&self) -> BTreeMap<(PolicyId, String), Vec<Option<f64>>> {
+        let mut t: BTreeMap<(PolicyId, String), Vec<Option<f64>>> = BTreeMap::new();
         for r in self.online_main() {
             for key in [r.fault.to_string(), "all".to_string()] {
                 t.entry((r.policy, key)).or_default().push(r.ttr_s);
@@ -194,8 +192,8 @@ impl<'a> Results<'a> {
 
     /// Online agent actions per (action kind, policy): how many were harmful out of how many
     /// took effect (DESIGN §8's per-action harm).
-    pub fn harm_by_action(&self) -> BTreeMap<(String, PolicyKind), Proportion> {
-        let mut t: BTreeMap<(String, PolicyKind), Proportion> = BTreeMap::new();
+    pub fn harm_by_action(&self) -> BTreeMap<(String, PolicyId), Proportion> {
+        let mut t: BTreeMap<(String, PolicyId), Proportion> = BTreeMap::new();
         for r in self.online_main() {
             for a in r.actions.iter().filter(|a| a.actor == Actor::Agent) {
                 t.entry((a.kind.clone(), r.policy))
@@ -239,15 +237,20 @@ impl<'a> Results<'a> {
 
     /// Sensitivity: harm per (experiment, factor, policy), for the two LLM policies. The online
     /// rows use only the seeds the sweep ran, at every factor including 1.
-    pub fn sensitivity(&self) -> BTreeMap<(String, u64, PolicyKind), Proportion> {
+    pub fn sensitivity(&self) -> BTreeMap<(String, u64, PolicyId), Proportion> {
         let swept_seeds: BTreeSet<u64> = self
             .online
             .iter()
             .filter(|r| r.error_factor != 1.0)
             .map(|r| r.seed)
             .collect();
-        let llm = |p: PolicyKind| matches!(p, PolicyKind::Unconstrained | PolicyKind::Constrained);
-        let mut t: BTreeMap<(String, u64, PolicyKind), Proportion> = BTreeMap::new();
+        let llm = |p: PolicyId| {
+            matches!(
+                p.builtin(),
+                Some(PolicyKind::Unconstrained | PolicyKind::Constrained)
+            )
+        };
+        let mut t: BTreeMap<(String, u64, PolicyId), Proportion> = BTreeMap::new();
         let key = |f: f64| (f * 1000.0).round() as u64;
         for r in self
             .online
@@ -264,15 +267,13 @@ impl<'a> Results<'a> {
             .filter(|r| r.error_factor != 1.0)
             .map(|r| (r.graph, r.incident))
             .collect();
-        for r in self
-            .offline
-            .iter()
-            .filter(|r| llm(r.outcome.policy) && swept_incidents.contains(&(r.graph, r.incident)))
-        {
+        for r in self.offline.iter().filter(|r| {
+            llm(r.outcome.policy.into()) && swept_incidents.contains(&(r.graph, r.incident))
+        }) {
             t.entry((
                 format!("offline {}", r.graph.as_str()),
                 key(r.error_factor),
-                r.outcome.policy,
+                r.outcome.policy.into(),
             ))
             .or_default()
             .add(r.harmful());

@@ -2,7 +2,7 @@
 
 use crate::summary::{Results, censored_percentile};
 use crate::timings::Timings;
-use agents::PolicyKind;
+use agents::{PolicyId, PolicyKind};
 use experiments::offline::IndustrialGraph;
 use faults::FaultType;
 use std::fmt::Write as _;
@@ -51,12 +51,12 @@ impl Table {
 }
 
 /// The paper's reported harm rates, where it reports one.
-pub fn paper_harm(policy: PolicyKind, online: bool) -> &'static str {
-    match (policy, online) {
-        (PolicyKind::Unconstrained, true) => "90%",
-        (PolicyKind::Constrained, true) => "0%",
-        (PolicyKind::Unconstrained, false) => "77%",
-        (PolicyKind::Constrained, false) => "4%",
+pub fn paper_harm(policy: PolicyId, online: bool) -> &'static str {
+    match (policy.builtin(), online) {
+        (Some(PolicyKind::Unconstrained), true) => "90%",
+        (Some(PolicyKind::Constrained), true) => "0%",
+        (Some(PolicyKind::Unconstrained), false) => "77%",
+        (Some(PolicyKind::Constrained), false) => "4%",
         _ => "—",
     }
 }
@@ -172,8 +172,14 @@ pub fn guard_ablation(r: &Results<'_>) -> Table {
     let ttr = r.ttr();
     let off = r.offline_harm();
     let by_action = r.harm_by_action();
-    let ablation = |p: PolicyKind| {
-        p.is_constrained_llm() || matches!(p, PolicyKind::Unconstrained | PolicyKind::Oracle)
+    // External agents sit beside the built-in agents they compete with.
+    let ablation = |p: PolicyId| {
+        p.is_constrained_llm()
+            || p.is_external()
+            || matches!(
+                p.builtin(),
+                Some(PolicyKind::Unconstrained | PolicyKind::Oracle)
+            )
     };
     for p in r.policies().into_iter().filter(|&p| ablation(p)) {
         let all = (p, "all".to_string());
@@ -298,7 +304,7 @@ pub fn rejections(r: &Results<'_>) -> Table {
 /// Harmful agent actions per action kind and policy, online.
 pub fn harm_by_action(r: &Results<'_>) -> Table {
     let by_action = r.harm_by_action();
-    let policies: Vec<PolicyKind> = r
+    let policies: Vec<PolicyId> = r
         .policies()
         .into_iter()
         .filter(|p| by_action.keys().any(|(_, q)| q == p))
@@ -331,8 +337,8 @@ pub fn sensitivity(r: &Results<'_>) -> Table {
     let keys: std::collections::BTreeSet<(String, u64)> =
         s.keys().map(|(e, f, _)| (e.clone(), *f)).collect();
     for (exp, f) in keys {
-        let cell = |p| {
-            s.get(&(exp.clone(), f, p))
+        let cell = |p: PolicyKind| {
+            s.get(&(exp.clone(), f, p.into()))
                 .map_or("—".into(), |x: &crate::summary::Proportion| x.display())
         };
         t.rows.push(vec![
@@ -468,10 +474,42 @@ pub fn coverage(r: &Results<'_>) -> (Table, Table) {
     (t, m)
 }
 
-/// Every table computed from result lines alone (not timings), in report order.
+/// External agents' online runs and the incidents each ended as an *agent failure* (crashed,
+/// timed out, sent a malformed or oversized message), with the reasons and their counts; `None`
+/// when no external agent ran.
+pub fn external_agents(r: &Results<'_>) -> Option<Table> {
+    let mut t = Table::new(
+        "external_agents",
+        &["policy", "runs", "agent failures", "reasons"],
+    );
+    for p in r.policies().into_iter().filter(|p| p.is_external()) {
+        let runs: Vec<_> = r.online_main().filter(|x| x.policy == p).collect();
+        let mut reasons: std::collections::BTreeMap<&str, u32> = Default::default();
+        for reason in runs.iter().filter_map(|x| x.agent_failure.as_deref()) {
+            *reasons.entry(reason).or_default() += 1;
+        }
+        let failures: u32 = reasons.values().sum();
+        let listed: Vec<String> = reasons.iter().map(|(r, n)| format!("{n}× {r}")).collect();
+        t.rows.push(vec![
+            p.to_string(),
+            runs.len().to_string(),
+            failures.to_string(),
+            if listed.is_empty() {
+                "—".into()
+            } else {
+                listed.join("; ")
+            },
+        ]);
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// Every table computed from result lines alone (not timings), in report order (the external
+/// agents' table only when one ran).
 pub fn all(r: &Results<'_>) -> Vec<Table> {
     let (cov, rem) = coverage(r);
-    vec![
+    let external = external_agents(r);
+    let mut tables = vec![
         guard_ablation(r),
         harm_online(r),
         crate::breakdown::harm_by_app(r),
@@ -485,5 +523,9 @@ pub fn all(r: &Results<'_>) -> Vec<Table> {
         blast_radius(r),
         cov,
         rem,
-    ]
+    ];
+    if let Some(t) = external {
+        tables.insert(1, t);
+    }
+    tables
 }

@@ -2,8 +2,8 @@
 //! tables and `results.jsonl`.
 
 use super::read_text;
-use agents::PolicyKind;
-use experiments::eval::{EvalConfig, run_eval};
+use agents::{PolicyId, PolicyKind};
+use experiments::eval::{EvalConfig, run_eval_with};
 use experiments::record::Provenance;
 use faults::FaultType;
 use kernel::groups::{GroupConfig, Inference};
@@ -13,12 +13,27 @@ use reports::timings::{InferenceTiming, Timings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// A policy name, checked against the six.
-pub fn parse_policy(name: &str) -> Result<PolicyKind, String> {
+/// A built-in policy's name (`scenario` runs built-ins only).
+pub fn parse_builtin_policy(name: &str) -> Result<PolicyKind, String> {
     PolicyKind::from_name(name).ok_or_else(|| {
         let valid: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
         format!("unknown policy `{name}`; choose from: {}", valid.join(", "))
     })
+}
+
+/// A policy name: a built-in's, or an external agent's (checked against the configuration's
+/// `[agents.NAME]` tables once it is read).
+pub fn parse_policy(name: &str) -> Result<PolicyId, String> {
+    if PolicyKind::from_name(name).is_none() {
+        PolicyId::check_external_name(name).map_err(|e| {
+            let valid: Vec<&str> = PolicyKind::ALL.iter().map(|p| p.as_str()).collect();
+            format!(
+                "unknown policy `{name}` ({e}); built-in policies: {}, or an agent declared under [agents.NAME]",
+                valid.join(", ")
+            )
+        })?;
+    }
+    Ok(PolicyId::from_name(name))
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,10 +65,11 @@ pub struct Args {
     /// Fault types, comma-separated (crash, latency, resource, partition, misconfig).
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<FaultType>>,
-    /// Policies, comma-separated (noop, auto-restart, naive-microreboot, unconstrained,
-    /// constrained, oracle).
+    /// Policies, comma-separated: built-in (noop, auto-restart, naive-microreboot, unconstrained,
+    /// constrained-structural, constrained-evidence, constrained-watchdog, constrained, oracle)
+    /// or external agents declared under `[agents.NAME]` in --config (docs/AGENTS.md).
     #[arg(long, value_delimiter = ',', value_parser = parse_policy)]
-    policies: Option<Vec<PolicyKind>>,
+    policies: Option<Vec<PolicyId>>,
     /// Fault scenarios: drawn (target, replicas and intensity from each seed) or fixed (one per
     /// app × fault; docs/faults.md).
     #[arg(long)]
@@ -279,7 +295,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let mut output = None;
     let wall = super::bench::wall_clock(|| {
-        output = Some(run_eval(&cfg, &provenance, threads, true)?);
+        output = Some(run_eval_with(
+            &cfg,
+            &provenance,
+            threads,
+            true,
+            &agent_runner(&cfg, &provenance),
+        )?);
         Ok::<(), String>(())
     })
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -290,6 +312,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Timings::default()
     };
     report(out, &cfg, &provenance, &output, timings, !args.quick, wall)
+}
+
+/// The runner of the configuration's external agents: each incident starts the agent's command
+/// as an MCP client of a fresh session.
+pub(super) fn agent_runner(
+    cfg: &EvalConfig,
+    provenance: &Provenance,
+) -> agent_mcp::eval::McpRunner {
+    agent_mcp::eval::McpRunner::new(
+        &cfg.agents,
+        cfg.llm.replan_latency_s,
+        provenance.config_hash.clone(),
+    )
 }
 
 /// Times inference (when `measure`), writes the report into `out`, prints the summary, and
@@ -315,7 +350,9 @@ pub(super) fn report(
     // cannot exercise everything, so there a gap is only reported.
     let gaps = Results::new(&output.lines).coverage().gaps();
     let full_matrix = FaultType::ALL.iter().all(|f| cfg.faults.contains(f))
-        && PolicyKind::ALL.iter().all(|p| cfg.policies.contains(p));
+        && PolicyKind::ALL
+            .iter()
+            .all(|&p| cfg.policies.contains(&p.into()));
     if gaps.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else if full_matrix {

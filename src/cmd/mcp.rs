@@ -165,10 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clock: header.clock,
         tool_call_s: header.tool_call_s,
     };
-    let label = match header.mode {
-        Mode::Typed => PolicyKind::Constrained,
-        Mode::Raw => PolicyKind::Unconstrained,
-    };
+    let label = header.mode.runs_as();
     let timeout = match args.timeout_s {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
         Some(s) => anyhow::bail!("--timeout-s must be a positive number (got {s})"),

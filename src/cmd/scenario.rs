@@ -1,7 +1,7 @@
 //! `microreboot scenario`: one incident, one policy, one seed — its timeline plot, metrics,
 //! kernel journal, actions and verdicts, to look closely.
 
-use super::eval::parse_policy;
+use super::eval::parse_builtin_policy;
 use super::read_text;
 use super::sim::AppArgs;
 use agents::PolicyKind;
@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     scenarios: Option<deathstarbench::ScenarioSet>,
     /// Policy: noop, auto-restart, naive-microreboot, unconstrained, constrained-structural, constrained-evidence, constrained-watchdog, constrained or oracle.
-    #[arg(long, value_parser = parse_policy)]
+    #[arg(long, value_parser = parse_builtin_policy)]
     policy: PolicyKind,
     /// Seed.
     #[arg(long, default_value_t = 1)]
@@ -196,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             provenance,
             &args.app.app,
             args.fault,
-            args.policy,
+            args.policy.into(),
             args.seed,
             1.0,
             result_ref,
@@ -227,9 +227,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         faults_log.push(b'\n');
     }
     write("faults.jsonl", faults_log)?;
-    let mut points = timeline(&args.app.app, args.fault, PolicyKind::Noop, &noop.rows);
+    let mut points = timeline(
+        &args.app.app,
+        args.fault,
+        PolicyKind::Noop.into(),
+        &noop.rows,
+    );
     if let Some(r) = &result {
-        points.extend(timeline(&args.app.app, args.fault, args.policy, &r.rows));
+        points.extend(timeline(
+            &args.app.app,
+            args.fault,
+            args.policy.into(),
+            &r.rows,
+        ));
     }
     let refs: Vec<_> = points.iter().collect();
     let actions = reports::plots::TimelineAction::of(&record);

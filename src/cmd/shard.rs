@@ -78,7 +78,14 @@ pub fn run_shard(
     dir.stage(&format!("running shard {shard}"))?;
     let mut part = None;
     let wall = super::bench::wall_clock(|| {
-        part = Some(run_eval_shard(cfg, provenance, threads, true, shard)?);
+        part = Some(run_eval_shard(
+            cfg,
+            provenance,
+            threads,
+            true,
+            shard,
+            &super::eval::agent_runner(cfg, provenance),
+        )?);
         Ok::<(), String>(())
     })
     .map_err(|e| anyhow::anyhow!(e))?;

@@ -18,6 +18,9 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
+pub mod export;
+pub mod flat;
+
 /// A graph, an incident scope in it and a valid plan of [`kernel::MAX_PLAN_STEPS`] steps.
 pub struct ValidateFixture {
     /// The graph.
@@ -392,7 +395,7 @@ pub fn infer_fixtures(queries: usize, window_calls: usize) -> Vec<InferFixture> 
                 .collect();
             let total: u64 = graph.edges().map(|(_, _, d)| d.weight).sum();
             let scale = window_calls as f64 / total.max(1) as f64;
-            let calls = traces::synth::call_stream(&graph, scale, 60_000_000, 7);
+            let calls = traces::synth::call_stream(&graph, scale, WINDOW_US, 7);
             let window = WindowSpans::new(&graph, &calls);
             InferFixture {
                 name,
@@ -404,13 +407,12 @@ pub fn infer_fixtures(queries: usize, window_calls: usize) -> Vec<InferFixture> 
         .collect()
 }
 
+/// The fixtures' window, microseconds: every window of calls spans it.
+pub const WINDOW_US: u64 = 60_000_000;
+
 /// A windowed graph sized for `names`, to rebuild into with [`rebuild`].
 pub fn rebuild_target(names: &DependencyGraph) -> traces::WindowedGraph {
-    traces::WindowedGraph::with_capacity(
-        Some(60_000_000),
-        names.service_count(),
-        names.edge_count(),
-    )
+    traces::WindowedGraph::with_capacity(Some(WINDOW_US), names.service_count(), names.edge_count())
 }
 
 /// Rebuilds `w` from `window`: everything is forgotten and the
@@ -418,14 +420,27 @@ pub fn rebuild_target(names: &DependencyGraph) -> traces::WindowedGraph {
 /// recomputes its graph would.
 pub fn rebuild(w: &mut traces::WindowedGraph, window: &WindowSpans) {
     w.clear();
-    for c in &window.calls {
+    replay(w, window, 0, 0..window.len());
+}
+
+/// Ingests calls `range` of `window` into the maintained window `w`, `shift_us` later than
+/// recorded. Replaying the window shifted by whole window lengths is a steady stream: each
+/// call arrives as its copy of one window earlier expires, so the graph keeps its shape and
+/// every update pays for its share of the expiry.
+pub fn replay(
+    w: &mut traces::WindowedGraph,
+    window: &WindowSpans,
+    shift_us: u64,
+    range: std::ops::Range<usize>,
+) {
+    for c in &window.calls[range] {
         let end = |(start, end): (u32, u32), kind| traces::Endpoint {
             name: &window.names[start as usize..end as usize],
             kind,
             unknown: false,
         };
         w.ingest(&traces::Call {
-            time_us: c.time_us,
+            time_us: c.time_us + shift_us,
             caller: end(c.caller, c.caller_kind),
             callee: end(c.callee, c.callee_kind),
             kind: c.kind,

@@ -52,6 +52,11 @@ pub struct Inference {
     local: Vec<u32>,
     epoch: u32,
     members: Vec<ServiceId>,
+    /// Synchronous callees of each member, member after member (`out_start[i]..out_start[i +
+    /// 1]` for member `i`), in the graph's order: one walk of the graph's edge lists per
+    /// member serves the search, the truncation report and the subgraph.
+    sync_out: Vec<ServiceId>,
+    out_start: Vec<u32>,
     candidates: Vec<(u64, ServiceId)>,
     frontier: Vec<ServiceId>,
     adjacency: Vec<Vec<u32>>,
@@ -123,6 +128,9 @@ impl Inference {
         self.next_epoch(graph.id_bound());
         self.members.clear();
         self.frontier.clear();
+        self.sync_out.clear();
+        self.out_start.clear();
+        self.out_start.push(0);
         self.admit(symptom);
         let mut head = 0;
         let mut full = false;
@@ -131,10 +139,14 @@ impl Inference {
             head += 1;
             self.candidates.clear();
             for (v, dep) in graph.callees(u) {
-                if dep.kind.is_sync() && !self.seen(v) {
-                    self.candidates.push((dep.weight, v));
+                if dep.kind.is_sync() {
+                    self.sync_out.push(v);
+                    if !self.seen(v) {
+                        self.candidates.push((dep.weight, v));
+                    }
                 }
             }
+            self.out_start.push(self.sync_out.len() as u32);
             for &b in graph.service(u).startup_deps() {
                 let also_called = graph.edge(u, b).is_some_and(|d| d.kind.is_sync());
                 if !self.seen(b) && !also_called {
@@ -165,15 +177,26 @@ impl Inference {
                 break;
             }
         }
+        // Members admitted but not searched from (the cap was reached first).
+        for i in self.out_start.len() - 1..self.members.len() {
+            let u = self.members[i];
+            self.sync_out.extend(
+                graph
+                    .callees(u)
+                    .filter(|(_, d)| d.kind.is_sync())
+                    .map(|(v, _)| v),
+            );
+            self.out_start.push(self.sync_out.len() as u32);
+        }
         if full {
             // Report the callees of members that were left out (each once, in discovery order).
             for i in 0..self.members.len() {
                 let u = self.members[i];
-                let outside = graph
-                    .callees(u)
-                    .filter(|(_, d)| d.kind.is_sync())
-                    .map(|(v, _)| v)
-                    .chain(graph.service(u).startup_deps().iter().copied());
+                let outside = self.sync_out
+                    [self.out_start[i] as usize..self.out_start[i + 1] as usize]
+                    .iter()
+                    .chain(graph.service(u).startup_deps())
+                    .copied();
                 for v in outside {
                     if !self.seen(v) {
                         self.stamp[v.index()] = self.epoch;
@@ -257,10 +280,8 @@ impl Inference {
         }
         for i in 0..n {
             let u = self.members[i];
-            for (v, dep) in graph.callees(u) {
-                if dep.kind.is_sync()
-                    && let Some(j) = self.local_of(v)
-                {
+            for e in self.out_start[i]..self.out_start[i + 1] {
+                if let Some(j) = self.local_of(self.sync_out[e as usize]) {
                     self.adjacency[i].push(j);
                 }
             }

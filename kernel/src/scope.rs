@@ -27,10 +27,10 @@
 
 use crate::input::{InputError, parse_json};
 use crate::isa::IncidentId;
-use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 /// Largest scope file read, in bytes.
 pub const MAX_SCOPE_JSON_BYTES: usize = 4 << 20;
@@ -93,7 +93,7 @@ pub struct ScopeSlot {
 pub struct RecoveryScope {
     file: ScopeFile,
     layers: Vec<Vec<usize>>,
-    slots: IndexMap<String, ScopeSlot, FxBuildHasher>,
+    slots: Slots,
     /// Bit `a` of row `b` (`words` u64s per row) is set when group `a` must restart before
     /// group `b` (transitively). Bitsets keep the hot validation path free of lookups.
     before: Vec<u64>,
@@ -107,29 +107,21 @@ impl RecoveryScope {
     pub fn new(file: ScopeFile) -> Result<Self, (String, String)> {
         // Flat buffers throughout: inference builds a scope per query, so this is a hot path.
         let err = |path: String, msg: String| Err((path, msg));
-        let members: usize = file.groups.iter().map(|g| g.members.len()).sum();
-        let mut slots: IndexMap<String, ScopeSlot, FxBuildHasher> =
-            IndexMap::with_capacity_and_hasher(members, FxBuildHasher);
-        for (g, group) in file.groups.iter().enumerate() {
-            if group.members.is_empty() {
+        let mut slots = match Slots::new(&file.groups) {
+            Ok(slots) => slots,
+            Err(SlotError::Empty(g)) => {
                 return err(
                     format!("groups[{g}].members"),
                     "a group needs members".into(),
                 );
             }
-            for (m, name) in group.members.iter().enumerate() {
-                let slot = ScopeSlot {
-                    group: g,
-                    requires_drain: false,
-                };
-                if slots.insert(name.clone(), slot).is_some() {
-                    return err(
-                        format!("groups[{g}].members[{m}]"),
-                        format!("`{name}` is in more than one group"),
-                    );
-                }
+            Err(SlotError::Repeat(g, m)) => {
+                return err(
+                    format!("groups[{g}].members[{m}]"),
+                    format!("`{}` is in more than one group", file.groups[g].members[m]),
+                );
             }
-        }
+        };
         let n = file.groups.len();
         for (i, &(a, b)) in file.order.iter().enumerate() {
             if a >= n || b >= n || a == b {
@@ -140,30 +132,40 @@ impl RecoveryScope {
             }
         }
         // Kahn's algorithm over the order pairs sorted by source (a CSR adjacency) gives a
-        // topological order, or finds a cycle, and longest-path layers.
-        let mut by_source: Vec<(usize, usize)> = file.order.clone();
-        by_source.sort_unstable();
-        let mut first_out = vec![0usize; n + 1];
-        for &(a, _) in &by_source {
+        // topological order, or finds a cycle, and longest-path layers. Inference writes the
+        // pairs sorted already; then they are used in place.
+        let by_source: std::borrow::Cow<[(usize, usize)]> = if file.order.is_sorted() {
+            std::borrow::Cow::Borrowed(&file.order)
+        } else {
+            let mut sorted = file.order.clone();
+            sorted.sort_unstable();
+            std::borrow::Cow::Owned(sorted)
+        };
+        // One buffer for the three per-group arrays: out-edge offsets, in-degrees, layers.
+        let mut counts = vec![0usize; 3 * n + 1];
+        let (first_out, rest) = counts.split_at_mut(n + 1);
+        let (indegree, layer_of) = rest.split_at_mut(n);
+        for &(a, b) in by_source.iter() {
             first_out[a + 1] += 1;
+            indegree[b] += 1;
         }
         for g in 0..n {
             first_out[g + 1] += first_out[g];
         }
-        let mut indegree = vec![0usize; n];
-        for &(_, b) in &by_source {
-            indegree[b] += 1;
-        }
-        let mut layer_of = vec![0usize; n];
-        let mut ready: Vec<usize> = (0..n).filter(|&g| indegree[g] == 0).collect();
-        let mut topo = Vec::with_capacity(n);
-        while let Some(g) = ready.pop() {
-            topo.push(g);
+        // `topo` doubles as the queue: groups are appended once ready and visited in turn.
+        // Layers and the transitive relation below do not depend on which topological order
+        // this is.
+        let mut topo: Vec<usize> = Vec::with_capacity(n);
+        topo.extend((0..n).filter(|&g| indegree[g] == 0));
+        let mut next = 0;
+        while next < topo.len() {
+            let g = topo[next];
+            next += 1;
             for &(_, s) in &by_source[first_out[g]..first_out[g + 1]] {
                 layer_of[s] = layer_of[s].max(layer_of[g] + 1);
                 indegree[s] -= 1;
                 if indegree[s] == 0 {
-                    ready.push(s);
+                    topo.push(s);
                 }
             }
         }
@@ -197,7 +199,7 @@ impl RecoveryScope {
         }
         let mut startup_before = BTreeSet::new();
         for (i, (x, y)) in file.startup_order.iter().enumerate() {
-            match (slots.get(x), slots.get(y)) {
+            match (slots.get(&file.groups, x), slots.get(&file.groups, y)) {
                 (Some(gx), Some(gy)) if gx.group == gy.group && x != y => {
                     startup_before.insert((x.clone(), y.clone()));
                 }
@@ -233,8 +235,8 @@ impl RecoveryScope {
             );
         }
         for (i, hub) in file.requires_drain.iter().enumerate() {
-            match slots.get_mut(hub) {
-                Some(slot) => slot.requires_drain = true,
+            match slots.find(&file.groups, hub) {
+                Some(i) => slots.entries[i].requires_drain = true,
                 None => {
                     return err(
                         format!("requires_drain[{i}]"),
@@ -244,14 +246,14 @@ impl RecoveryScope {
             }
         }
         for (i, name) in file.truncated.iter().enumerate() {
-            if slots.contains_key(name) {
+            if slots.find(&file.groups, name).is_some() {
                 return err(
                     format!("truncated[{i}]"),
                     format!("`{name}` is both in scope and truncated"),
                 );
             }
         }
-        if !file.symptom.is_empty() && !slots.contains_key(&file.symptom) {
+        if !file.symptom.is_empty() && slots.find(&file.groups, &file.symptom).is_none() {
             return err(
                 "symptom".into(),
                 format!("symptom `{}` is not in the scope", file.symptom),
@@ -295,27 +297,30 @@ impl RecoveryScope {
 
     /// Number of services in scope.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.slots.entries.len()
     }
 
     /// Whether the scope holds no service.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.entries.is_empty()
     }
 
     /// Services in scope, group by group.
     pub fn services(&self) -> impl Iterator<Item = &str> + '_ {
-        self.slots.keys().map(String::as_str)
+        self.file
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
     }
 
     /// Whether `service` is in scope.
     pub fn contains(&self, service: &str) -> bool {
-        self.slots.contains_key(service)
+        self.slots.find(&self.file.groups, service).is_some()
     }
 
     /// Where `service` sits in the scope, if it is in it.
     pub fn slot(&self, service: &str) -> Option<ScopeSlot> {
-        self.slots.get(service).copied()
+        self.slots.get(&self.file.groups, service)
     }
 
     /// The group index of `service`.
@@ -385,6 +390,102 @@ impl RecoveryScope {
             layers: Some(self.layers.clone()),
             ..self.file.clone()
         }
+    }
+}
+
+/// Where each member sits, found by name without owning a copy of it: an open-addressing
+/// table of entries that point back into the scope's groups, so building a scope (once per
+/// inference query) clones no names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slots {
+    /// Members in group-then-member order.
+    entries: Vec<SlotEntry>,
+    /// Power-of-two table of indices into `entries` (`EMPTY` when free), linear probing.
+    table: Vec<u32>,
+}
+
+/// Why groups cannot be indexed: an empty group, or a member `(group, member)` named earlier.
+enum SlotError {
+    Empty(usize),
+    Repeat(usize, usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlotEntry {
+    hash: u64,
+    group: u32,
+    member: u32,
+    requires_drain: bool,
+}
+
+impl Slots {
+    const EMPTY: u32 = u32::MAX;
+
+    /// Indexes every member of `groups`, in order: the first empty group or repeated name (at
+    /// its second place) is the error.
+    fn new(groups: &[RestartGroup]) -> Result<Self, SlotError> {
+        let members: usize = groups.iter().map(|g| g.members.len()).sum();
+        let mut slots = Slots {
+            entries: Vec::with_capacity(members),
+            table: vec![Self::EMPTY; (2 * members).next_power_of_two().max(2)],
+        };
+        for (g, group) in groups.iter().enumerate() {
+            if group.members.is_empty() {
+                return Err(SlotError::Empty(g));
+            }
+            for (m, name) in group.members.iter().enumerate() {
+                let hash = Self::hash(name);
+                let at = match slots.probe(groups, name, hash) {
+                    Ok(_) => return Err(SlotError::Repeat(g, m)),
+                    Err(free) => free,
+                };
+                slots.table[at] = slots.entries.len() as u32;
+                slots.entries.push(SlotEntry {
+                    hash,
+                    group: g as u32,
+                    member: m as u32,
+                    requires_drain: false,
+                });
+            }
+        }
+        Ok(slots)
+    }
+
+    fn hash(name: &str) -> u64 {
+        FxBuildHasher.hash_one(name)
+    }
+
+    /// `Ok(entry index)` of `name`, or `Err(free table position)` where it would go.
+    fn probe(&self, groups: &[RestartGroup], name: &str, hash: u64) -> Result<usize, usize> {
+        let mask = self.table.len() - 1;
+        // The high bits: FxHash mixes them best.
+        let mut at = (hash >> 32) as usize & mask;
+        loop {
+            let i = self.table[at];
+            if i == Self::EMPTY {
+                return Err(at);
+            }
+            let e = &self.entries[i as usize];
+            if e.hash == hash && groups[e.group as usize].members[e.member as usize] == name {
+                return Ok(i as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The entry index of `name`.
+    fn find(&self, groups: &[RestartGroup], name: &str) -> Option<usize> {
+        self.probe(groups, name, Self::hash(name)).ok()
+    }
+
+    fn get(&self, groups: &[RestartGroup], name: &str) -> Option<ScopeSlot> {
+        self.find(groups, name).map(|i| {
+            let e = &self.entries[i];
+            ScopeSlot {
+                group: e.group as usize,
+                requires_drain: e.requires_drain,
+            }
+        })
     }
 }
 

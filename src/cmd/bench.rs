@@ -5,8 +5,10 @@ use clap::Subcommand;
 use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
 use kernel::validate::validate;
+use microreboot_benches::flat::FlatGraph;
 use microreboot_benches::{
-    alibaba_csv, infer_fixtures, percentiles, rebuild, rebuild_target, validate_fixture,
+    WINDOW_US, alibaba_csv, infer_fixtures, percentiles, rebuild, rebuild_target, replay,
+    validate_fixture,
 };
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -38,6 +40,10 @@ pub enum Bench {
         /// Rows of synthetic Alibaba CSV for the ingestion measurement.
         #[arg(long, default_value_t = 1_000_000)]
         ingest_rows: usize,
+        /// Write the inputs (graphs, symptoms, the kernel's scopes, windows, the CSV) into
+        /// this directory for the peers in benches/peers/, instead of measuring.
+        #[arg(long, value_name = "DIR")]
+        export: Option<std::path::PathBuf>,
     },
     /// Simulator speed: socialNetwork at `--rate` for `--duration` virtual seconds.
     Sim {
@@ -54,7 +60,7 @@ pub enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
-    /// Deterministic performance gate: instruction counts of five small workloads under
+    /// Deterministic performance gate: instruction counts of six small workloads under
     /// valgrind's callgrind against a committed baseline (exit 1 past the threshold).
     Gate(super::gate::GateArgs),
     /// One gate workload, once (what `bench gate` runs under callgrind).
@@ -111,9 +117,23 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
         }
         Bench::Infer {
             queries,
+            window_calls,
+            ingest_rows,
+            export: Some(dir),
+            ..
+        } => {
+            let fixtures = infer_fixtures(queries as usize, window_calls);
+            let csv = alibaba_csv(&traces::synth::alibaba_like(1), ingest_rows, 3);
+            for path in microreboot_benches::export::export(&dir, &fixtures, &csv)? {
+                outln!("wrote {path}");
+            }
+        }
+        Bench::Infer {
+            queries,
             rebuilds,
             window_calls,
             ingest_rows,
+            export: None,
         } => bench_infer(queries, rebuilds, window_calls, ingest_rows)?,
         Bench::Sim {
             backend,
@@ -124,6 +144,10 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Spans per timed batch of incremental window updates (one span alone is below the clock's
+/// resolution).
+const UPDATE_BATCH: usize = 256;
 
 fn bench_infer(
     queries: u64,
@@ -156,6 +180,36 @@ fn bench_infer(
             f.graph,
             scope_total as f64 / i.max(1) as f64
         );
+        // The peer: the same scopes by a flat-array traversal; first checked to find what the
+        // inference finds, then timed.
+        let mut flat = FlatGraph::new(&f.graph);
+        let cap = GroupConfig::default().max_group_size;
+        for &s in f.symptoms.iter().take(queries as usize) {
+            let scope = inference
+                .infer(&f.graph, s, incident.clone(), GroupConfig::default())
+                .scope
+                .to_file();
+            let members = scope.groups.iter().map(|g| g.members.len()).sum::<usize>();
+            let (m, _, cut) = flat.scope(s, cap);
+            anyhow::ensure!(
+                (m, cut) == (members, scope.truncated_total.unwrap_or(0)),
+                "{}: at {}, the flat-array traversal finds {m} members and {cut} callees left \
+                 out, the inference {members} and {:?}: they no longer traverse the same scope",
+                f.name,
+                scope.symptom,
+                scope.truncated_total
+            );
+        }
+        let mut i = 0;
+        let flat_query = percentiles(queries, || {
+            black_box(flat.scope(f.symptoms[i % f.symptoms.len()], cap));
+            i += 1;
+        });
+        outln!(
+            "{}: flat-array traversal of the same scopes (peer): {flat_query}; query P50 is {:.1}x the peer's",
+            f.name,
+            query.p50_ns as f64 / flat_query.p50_ns.max(1) as f64
+        );
         let mut j = 0;
         let mut w = rebuild_target(&f.graph);
         let rebuild_query = percentiles(rebuilds, || {
@@ -170,6 +224,23 @@ fn bench_infer(
             "{}: rebuild from a {}-call window, then query: {rebuild_query}",
             f.name,
             f.window.len()
+        );
+        // No rebuild at all: the window maintained span by span, in steady state (each span
+        // arrives as its copy one window earlier expires), timed in batches of spans.
+        let (n, batch) = (f.window.len(), UPDATE_BATCH.min(f.window.len()));
+        let mut next = 0usize;
+        let update = percentiles(rebuilds.max(10), || {
+            let round = (next / n) as u64 + 1;
+            let from = next % n;
+            let to = (from + batch).min(n);
+            replay(&mut w, &f.window, round * WINDOW_US, from..to);
+            next += to - from;
+        });
+        outln!(
+            "{}: incremental window update, per span (batches of {batch}): p50={:.1} ns p99={:.1} ns",
+            f.name,
+            update.p50_ns as f64 / batch as f64,
+            update.p99_ns as f64 / batch as f64
         );
     }
     let graph = traces::synth::alibaba_like(1);

@@ -1,5 +1,6 @@
 //! `microreboot bench gate`: deterministic performance gates. Each workload — plan validation,
-//! recovery-group queries, window rebuild + query, Alibaba CSV ingestion, a short simulation —
+//! recovery-group queries, window rebuild + query, incremental window update, Alibaba CSV
+//! ingestion, a short simulation —
 //! runs once under `valgrind --tool=callgrind`, which counts the instructions executed inside
 //! its measured function only (`--toggle-collect`; fixture construction is not counted). The
 //! counts are compared with a committed baseline: more than `--threshold-pct` above it fails.
@@ -12,8 +13,8 @@ use kernel::groups::{GroupConfig, Inference};
 use kernel::isa::IncidentId;
 use kernel::validate::{KernelView, validate};
 use microreboot_benches::{
-    InferFixture, ValidateFixture, alibaba_csv, infer_fixtures, rebuild, rebuild_target,
-    validate_fixture,
+    InferFixture, ValidateFixture, WINDOW_US, alibaba_csv, infer_fixtures, rebuild, rebuild_target,
+    replay, validate_fixture,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The gated workloads: the same fixtures as `bench validate|infer|sim`, smaller, so that the
-/// five fit in well under a minute of callgrind on two cores.
+/// six fit in well under a minute of callgrind on two cores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Workload {
     /// 2,000 validations of the 32-step plan against the 5,000-service graph.
@@ -31,6 +32,9 @@ pub enum Workload {
     Query,
     /// Two rebuilds of each graph from a 50,000-call window, each followed by a query.
     Rebuild,
+    /// The maintained window of each graph fed one more window of 50,000 calls, span by span,
+    /// as the previous window's calls expire (no rebuild).
+    Update,
     /// 100,000 Alibaba v2022 CSV rows (20 % duplicates) parsed and windowed.
     Ingest,
     /// socialNetwork at 300 requests/s for 20 virtual seconds.
@@ -38,10 +42,11 @@ pub enum Workload {
 }
 
 impl Workload {
-    const ALL: [Workload; 5] = [
+    const ALL: [Workload; 6] = [
         Workload::Validate,
         Workload::Query,
         Workload::Rebuild,
+        Workload::Update,
         Workload::Ingest,
         Workload::Sim,
     ];
@@ -51,6 +56,7 @@ impl Workload {
             Workload::Validate => "validate",
             Workload::Query => "query",
             Workload::Rebuild => "rebuild",
+            Workload::Update => "update",
             Workload::Ingest => "ingest",
             Workload::Sim => "sim",
         }
@@ -95,6 +101,13 @@ fn measured_rebuild(
 }
 
 #[inline(never)]
+fn measured_update(fixtures: &[InferFixture], targets: &mut [traces::WindowedGraph]) {
+    for (f, w) in fixtures.iter().zip(targets) {
+        replay(w, &f.window, WINDOW_US, 0..f.window.len());
+    }
+}
+
+#[inline(never)]
 fn measured_ingest(csv: &[u8]) -> anyhow::Result<u64> {
     let mut w = traces::WindowedGraph::new(Some(60_000_000));
     let stats = traces::alibaba::read(
@@ -129,6 +142,15 @@ pub fn run_workload(w: Workload) -> anyhow::Result<ExitCode> {
             let fixtures = infer_fixtures(2, 50_000);
             let mut targets: Vec<_> = fixtures.iter().map(|f| rebuild_target(&f.graph)).collect();
             measured_rebuild(&fixtures, &mut targets, &mut Inference::new(), &incident);
+        }
+        Workload::Update => {
+            let fixtures = infer_fixtures(2, 50_000);
+            let mut targets: Vec<_> = fixtures.iter().map(|f| rebuild_target(&f.graph)).collect();
+            for (f, w) in fixtures.iter().zip(&mut targets) {
+                rebuild(w, &f.window);
+            }
+            measured_update(&fixtures, &mut targets);
+            black_box(&targets);
         }
         Workload::Ingest => {
             let csv = alibaba_csv(&traces::synth::alibaba_like(1), 100_000, 3);

@@ -23,6 +23,7 @@
 //!
 //! Timestamps are milliseconds in the trace's own epoch and become microseconds.
 
+use crate::csv_rows::{Record, Rows};
 use crate::{Call, Endpoint, IngestOptions, IngestSummary, Location, TraceError, io_error};
 use indexmap::IndexSet;
 use kernel::{EdgeKind, ServiceKind};
@@ -50,9 +51,9 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &csv::ByteRecord, source: &str) -> Result<Self, TraceError> {
-        let names: Vec<String> = header
-            .iter()
+    fn from_header(header: &Record<'_>, source: &str) -> Result<Self, TraceError> {
+        let names: Vec<String> = (0..header.len())
+            .map(|i| header.field(i))
             .map(|f| {
                 String::from_utf8_lossy(f)
                     .trim()
@@ -92,59 +93,32 @@ impl Columns {
 /// Reads Alibaba call-graph CSV from `input` (already decompressed), handing each call to
 /// `sink`. See the [module documentation](self) for the rules.
 pub fn read(
-    mut input: impl BufRead,
+    input: impl BufRead,
     source: &str,
     options: IngestOptions,
     sink: &mut dyn FnMut(&Call<'_>),
 ) -> Result<IngestSummary, TraceError> {
-    // The csv crate counts a CRLF-terminated record's line one short (BurntSushi/rust-csv#395):
-    // look at the first line ending and correct the line numbers of errors.
-    let crlf_correction = {
-        let buf = input.fill_buf().map_err(|e| io_error(source, &e))?;
-        let first_newline = buf.iter().position(|&b| b == b'\n');
-        u64::from(first_newline.is_some_and(|i| i > 0 && buf[i - 1] == b'\r'))
+    let mut rows = Rows::new(input);
+    let header = match rows.header().map_err(|e| io_error(source, &e))? {
+        Some(h) if !(h.len() == 1 && h.field(0).is_empty()) => h,
+        _ => {
+            return Err(TraceError::new(
+                source,
+                Location::Input,
+                ".",
+                "empty input",
+                "the input is empty",
+            ));
+        }
     };
-    let csv_error = |source: &str, e: &csv::Error| csv_error(source, e, crlf_correction);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(input);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| self::csv_error(source, &e, 0))?
-        .clone();
-    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
-        return Err(TraceError::new(
-            source,
-            Location::Input,
-            ".",
-            "empty input",
-            "the input is empty",
-        ));
-    }
     let cols = Columns::from_header(&header, source)?;
     let mut summary = IngestSummary::default();
-    let mut record = csv::ByteRecord::new();
     let mut dedup = Dedup::default();
     let mut caller_name = String::new();
     let mut callee_name = String::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                if let csv::ErrorKind::Io(io) = e.kind() {
-                    return Err(io_error(source, io));
-                }
-                summary.records += 1;
-                summary.malformed(options, csv_error(source, &e))?;
-                continue;
-            }
-        }
+    while let Some(record) = rows.next_record().map_err(|e| io_error(source, &e))? {
         summary.records += 1;
-        let line = record.position().map_or(0, |p| p.line() + crlf_correction);
-        let row = match parse_row(&record, &cols, source, line) {
+        let row = match parse_row(&record, &cols, source) {
             Ok(row) => row,
             Err(e) => {
                 summary.malformed(options, e)?;
@@ -209,23 +183,16 @@ struct Row<'a> {
     rpctype: &'a str,
 }
 
-fn parse_row<'a>(
-    record: &'a csv::ByteRecord,
-    cols: &Columns,
-    source: &str,
-    line: u64,
-) -> Result<Row<'a>, TraceError> {
+fn parse_row<'a>(record: &Record<'a>, cols: &Columns, source: &str) -> Result<Row<'a>, TraceError> {
     let err = |field: &str, reason: &'static str, message: String| {
-        TraceError::new(source, Location::Line(line), field, reason, message)
+        TraceError::new(source, Location::Line(record.line), field, reason, message)
     };
-    if record.as_slice().len() > MAX_ROW_BYTES {
+    let row_bytes = record.field_bytes();
+    if row_bytes > MAX_ROW_BYTES {
         return Err(err(
             ".",
             "row too long",
-            format!(
-                "row is {} bytes, more than {MAX_ROW_BYTES}",
-                record.as_slice().len()
-            ),
+            format!("row is {row_bytes} bytes, more than {MAX_ROW_BYTES}"),
         ));
     }
     if record.len() != cols.count {
@@ -239,18 +206,25 @@ fn parse_row<'a>(
             ),
         ));
     }
+    // One UTF-8 check for the whole record; a field is then a slice of it (when its bounds
+    // are character boundaries, as they are unless the record is corrupt). Otherwise each
+    // field read is checked on its own, so that the error names it.
+    let whole = std::str::from_utf8(record.data).ok();
     let text = |i: usize, field: &str| -> Result<&'a str, TraceError> {
-        let bytes = &record[i];
-        if bytes.len() > MAX_FIELD_BYTES {
+        let (a, b) = record.bounds[i];
+        if b - a > MAX_FIELD_BYTES {
             return Err(err(
                 field,
                 "field too long",
-                format!("{} bytes, more than {MAX_FIELD_BYTES}", bytes.len()),
+                format!("{} bytes, more than {MAX_FIELD_BYTES}", b - a),
             ));
         }
-        std::str::from_utf8(bytes)
-            .map(str::trim)
-            .map_err(|_| err(field, "not UTF-8", "is not valid UTF-8".into()))
+        match whole.and_then(|w| w.get(a..b)) {
+            Some(text) => Ok(trim(text)),
+            None => std::str::from_utf8(&record.data[a..b])
+                .map(trim)
+                .map_err(|_| err(field, "not UTF-8", "is not valid UTF-8".into())),
+        }
     };
     let traceid = text(cols.traceid, "traceid")?;
     let rpcid = text(cols.rpcid, "rpcid")?;
@@ -300,6 +274,18 @@ fn parse_row<'a>(
     })
 }
 
+/// `str::trim`, with a shortcut for the usual field that starts and ends with a visible ASCII
+/// character (no Unicode whitespace can be at either end then).
+fn trim(text: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii_graphic());
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
+}
+
 /// Edge kind and callee kind from `rpctype`.
 fn classify(rpctype: &str) -> (EdgeKind, ServiceKind) {
     match rpctype {
@@ -319,19 +305,6 @@ fn placeholder<'b>(buf: &'b mut String, raw: &str, relation: &str, neighbour: &s
     buf.push_str(neighbour);
     buf.push(')');
     buf
-}
-
-fn csv_error(source: &str, e: &csv::Error, line_correction: u64) -> TraceError {
-    let line = e.position().map_or(Location::Input, |p| {
-        Location::Line(p.line() + line_correction)
-    });
-    TraceError::new(
-        source,
-        line,
-        ".",
-        "unparsable row",
-        format!("CSV error: {e}"),
-    )
 }
 
 /// Remembers the call keys of at least the last [`DEDUP_WINDOW_ROWS`] rows, in two

@@ -34,6 +34,7 @@
 //! whole, since their rows need not be grouped by trace.
 
 pub mod alibaba;
+mod csv_rows;
 pub mod detect;
 pub mod jaeger;
 pub mod jaeger_deps;

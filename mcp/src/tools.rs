@@ -478,6 +478,9 @@ fn graph(a: &GraphArgs, ctx: &Context<'_>) -> Result<Value, ToolError> {
         }
         frontier = next;
     }
+    // The kernel's hub threshold for this graph (relative to its size; experiments::hubs), so
+    // that `hub` here is exactly what R3 asks a drain for.
+    let hub_fan_in = experiments::hubs::hub_fan_in(g);
     let services: Vec<Value> = seen
         .iter()
         .map(|id| {
@@ -485,7 +488,7 @@ fn graph(a: &GraphArgs, ctx: &Context<'_>) -> Result<Value, ToolError> {
             json!({
                 "name": s.name, "kind": s.kind.as_str(), "replicas": s.replicas,
                 "min_replicas": s.min_replicas, "max_replicas": s.max_replicas,
-                "stateful": s.stateful, "hub": g.is_hub(*id),
+                "stateful": s.stateful, "hub": g.fan_in(*id) > hub_fan_in,
                 "config_versions": s.config_versions,
             })
         })

@@ -1,8 +1,9 @@
 """A small fake OpenAI-compatible chat server for tests (no real model is available here).
 
 Its "model" is a fixed script over the conversation: read the incident, read replica states,
-restart the first service with a replica that is not running, wait until the incident is
-resolved, then answer without a tool call. It listens on 127.0.0.1 only.
+restart the first service with a replica that is not running (drained first and restored
+after when the kernel's answer says it is a hub), wait until the incident is resolved, then
+answer without a tool call. It listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ def decide(messages: list[dict]) -> dict:
                 "stages": [[{"restart": {"service": down, "replicas": "all"}}]]}
         return {"role": "assistant", "content": None,
                 "tool_calls": [_tool_call(n, "propose_plan", {"plan": plan})]}
-    if results[-1].get("status") == "resolved" or n > 14:
+    last = results[-1]
+    if last.get("accepted") is False and any(
+            v["rule"] == "R3-drain-before-restart" for v in last.get("violations", [])):
+        # Read the kernel's feedback: drain the hub first and restore its traffic after.
+        incident, down = results[0], last["violations"][0]["target"]
+        plan = {"incident": incident["incident"],
+                "stages": [[{"drain": {"service": down, "replicas": "all"}}],
+                           [{"restart": {"service": down, "replicas": "all"}}],
+                           [{"restore_traffic": {"service": down}}]]}
+        return {"role": "assistant", "content": None,
+                "tool_calls": [_tool_call(n, "propose_plan", {"plan": plan})]}
+    if last.get("status") == "resolved" or n > 14:
         return {"role": "assistant", "content": "The incident is resolved.", "tool_calls": None}
     return {"role": "assistant", "content": None, "tool_calls": [_tool_call(n, "wait", {"seconds": 15})]}
 

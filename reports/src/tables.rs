@@ -251,7 +251,8 @@ pub fn parallel(r: &Results<'_>) -> Table {
         None => "—".into(),
     };
     let median_s = |v: &[f64]| {
-        crate::stats::median_interval(v, 0.95).map_or("—".into(), |m| format!("{:.0} s", m.median))
+        crate::stats::median_interval(v, 0.95)
+            .map_or("—".into(), |m| format!("{:.0} s", m.median))
     };
     for ((mix, count), c) in r.parallel_cells() {
         t.rows.push(vec![

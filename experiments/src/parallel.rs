@@ -81,7 +81,7 @@ impl Default for ParallelConfig {
         ParallelConfig {
             seeds: 2,
             counts: (1..=8).collect(),
-            mixes: vec![Mix::Stateless, Mix::Databases],
+            mixes: vec![Mix::Stateless, Mix::Databases, Mix::Overlapping],
         }
     }
 }
@@ -135,7 +135,12 @@ pub fn targets(app: &AppSpec, seed: u64, count: u32, mix: Mix) -> Option<Vec<Str
         })?;
         chosen.push(candidates.remove(pick));
     }
-    Some(chosen.iter().map(|&c| app.services[c].name.clone()).collect())
+    Some(
+        chosen
+            .iter()
+            .map(|&c| app.services[c].name.clone())
+            .collect(),
+    )
 }
 
 /// The faults of a cell: each target hung from `start_s`, plus the overlapping mix's bad
@@ -300,10 +305,11 @@ mod tests {
     #[test]
     fn targets_are_independent_carry_traffic_and_follow_the_seed() {
         let hotel = app("hotelReservation");
-        let with_traffic: BTreeSet<String> = deathstarbench::drawn::eligible(&hotel, FaultType::Crash)
-            .iter()
-            .map(|c| hotel.services[c.service].name.clone())
-            .collect();
+        let with_traffic: BTreeSet<String> =
+            deathstarbench::drawn::eligible(&hotel, FaultType::Crash)
+                .iter()
+                .map(|c| hotel.services[c.service].name.clone())
+                .collect();
         for seed in 1..=5 {
             // Every hotel service reads the registry at start-up; that couples none of them.
             let t = targets(&hotel, seed, 7, Mix::Stateless).expect("seven stateless services");

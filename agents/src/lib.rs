@@ -22,8 +22,8 @@
 pub mod llm;
 pub mod pipeline;
 pub mod policy;
-pub mod raw_agent;
 pub mod policy_id;
+pub mod raw_agent;
 pub mod real_llm;
 
 pub use llm::{LlmConfig, MistakeRates};
@@ -32,5 +32,5 @@ pub use policy::{
     ClusterView, IncidentInfo, Observation, Policy, PolicyKind, Proposal, make, oracle_plan,
     oracle_plan_in,
 };
-pub use raw_agent::{Behaviour, RawAgentConfig};
 pub use policy_id::PolicyId;
+pub use raw_agent::{Behaviour, RawAgentConfig};

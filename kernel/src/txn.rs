@@ -1065,11 +1065,7 @@ impl Kernel {
                     let scope = watch.baseline.iter().map(|(s, _)| s.clone()).collect();
                     self.lease_scopes.insert(lease, (scope, ttl.duration()));
                 }
-                self.watches.push(CommittedWatch {
-                    lease,
-                    undo,
-                    watch,
-                });
+                self.watches.push(CommittedWatch { lease, undo, watch });
             }
             let expires = applied.lease.map(|ttl| now.saturating_add(ttl.duration()));
             for moot in self

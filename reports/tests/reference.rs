@@ -20,13 +20,19 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(reference(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-#[test]
-fn reference_tables_and_report_regenerate_from_its_results() {
+/// The reference's `results.jsonl.gz`, decompressed.
+fn results_text() -> String {
     let gz = std::fs::File::open(reference("results.jsonl.gz")).unwrap();
     let mut text = String::new();
     flate2::read::GzDecoder::new(gz)
         .read_to_string(&mut text)
         .unwrap();
+    text
+}
+
+#[test]
+fn reference_tables_and_report_regenerate_from_its_results() {
+    let text = results_text();
     let lines = read_results(&text, "results.jsonl.gz").unwrap();
     let timings: Timings = serde_json::from_str(&read("timings.json")).unwrap();
     let results = Results::new(&lines);
@@ -49,4 +55,32 @@ fn reference_tables_and_report_regenerate_from_its_results() {
             t.name
         );
     }
+}
+
+/// The report's prose about the paper is computed from the results too: the committed
+/// "Where we differ" section is exactly what the current code writes from the committed results,
+/// so a change to that text is followed by the reference.
+#[test]
+fn reference_differences_from_the_paper_regenerate_from_its_results() {
+    let text = results_text();
+    let lines = read_results(&text, "results.jsonl.gz").unwrap();
+    let timings: Timings = serde_json::from_str(&read("timings.json")).unwrap();
+    let results = Results::new(&lines);
+    let cfg =
+        experiments::eval::EvalConfig::from_toml(&read("config.toml"), "config.toml").unwrap();
+    let provenance = experiments::record::Provenance {
+        commit: "reference".into(),
+        config_hash: cfg.hash(),
+    };
+    let section = |report: &str| {
+        let start = report
+            .find("## Where we differ from the paper")
+            .expect("the section");
+        let end = report[start + 3..]
+            .find("\n## ")
+            .map_or(report.len(), |e| start + 3 + e);
+        report[start..end].to_string()
+    };
+    let rendered = reports::report::render(&cfg, &provenance, &results, &timings, &[]);
+    assert_eq!(section(&rendered), section(&read("REPORT.md")));
 }

@@ -26,6 +26,7 @@ pub mod cause;
 pub mod config;
 pub mod metrics;
 pub mod net;
+pub mod radix;
 pub mod rng;
 pub mod slab;
 pub mod spec;

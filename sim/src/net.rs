@@ -8,11 +8,10 @@
 //! datagrams between one turmoil host per service and reports arrivals on turmoil's 1 ms ticks.
 
 use crate::config::NetworkConfig;
+use crate::radix::MonotoneQueue;
 use kernel::VirtualTime;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// Identifies a message in flight (the core keeps its payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,7 +23,8 @@ pub trait Network {
     /// no earlier than `now + extra_delay_us` (an injected link delay).
     fn send(&mut self, now: VirtualTime, from: usize, to: usize, msg: MsgId, extra_delay_us: u64);
     /// The earliest time the network may have something to deliver, if anything is in flight.
-    fn next_delivery(&self) -> Option<VirtualTime>;
+    /// (`&mut`: a backend may settle its queue to find out.)
+    fn next_delivery(&mut self) -> Option<VirtualTime>;
     /// Moves the network's clock to `t` and appends every message that has arrived by then,
     /// with its arrival time, in arrival order.
     fn deliver_until(&mut self, t: VirtualTime, out: &mut Vec<(VirtualTime, MsgId)>);
@@ -37,8 +37,7 @@ pub trait Network {
 pub struct DesNetwork {
     config: NetworkConfig,
     rng: ChaCha8Rng,
-    queue: BinaryHeap<Reverse<(u64, u64, MsgId)>>,
-    seq: u64,
+    queue: MonotoneQueue<MsgId>,
 }
 
 impl DesNetwork {
@@ -47,8 +46,7 @@ impl DesNetwork {
         DesNetwork {
             config,
             rng,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: MonotoneQueue::default(),
         }
     }
 
@@ -70,21 +68,16 @@ impl Network for DesNetwork {
         let u: f64 = self.rng.random::<f64>().max(1e-12);
         let jitter = -self.config.jitter_mean_us * u.ln();
         let latency = (self.config.base_latency_us + jitter).max(0.0) as u64 + extra_delay_us;
-        self.seq += 1;
-        self.queue
-            .push(Reverse((now.as_micros() + latency, self.seq, msg)));
+        self.queue.push(now.as_micros() + latency, msg);
     }
 
-    fn next_delivery(&self) -> Option<VirtualTime> {
-        self.queue.peek().map(|Reverse((t, _, _))| VirtualTime(*t))
+    fn next_delivery(&mut self) -> Option<VirtualTime> {
+        self.queue.peek_time().map(VirtualTime)
     }
 
     fn deliver_until(&mut self, t: VirtualTime, out: &mut Vec<(VirtualTime, MsgId)>) {
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > t.as_micros() {
-                break;
-            }
-            let Reverse((at, _, msg)) = self.queue.pop().expect("peeked");
+        while self.queue.peek_time().is_some_and(|at| at <= t.as_micros()) {
+            let (at, msg) = self.queue.pop().expect("peeked");
             out.push((VirtualTime(at), msg));
         }
     }

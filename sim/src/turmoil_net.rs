@@ -115,7 +115,7 @@ impl Network for TurmoilNetwork {
             .push((to as u16, msg.0, now.as_micros() + extra_delay_us));
     }
 
-    fn next_delivery(&self) -> Option<VirtualTime> {
+    fn next_delivery(&mut self) -> Option<VirtualTime> {
         (self.in_flight > 0).then_some(VirtualTime(self.now_us + self.tick_us))
     }
 

@@ -104,11 +104,11 @@ impl<N: Network> Sim<N> {
                 "an event is scheduled at {t} µs, before now ({now} µs)"
             ));
         }
-        if self.queue.payloads() != self.queue.len() {
+        if self.queue.iter().count() != self.queue.len() {
             return Err(format!(
-                "{} heap entries but {} event payloads",
+                "the event queue counts {} entries but holds {}",
                 self.queue.len(),
-                self.queue.payloads()
+                self.queue.iter().count()
             ));
         }
 

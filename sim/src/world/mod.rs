@@ -28,7 +28,7 @@
 //! # Layout
 //!
 //! - this module: the [`Sim`] struct, its construction and the run loop;
-//! - `events`: the event core (a heap of `(time, seq)` entries, payloads in a slab);
+//! - `events`: the event core (a monotone radix queue of `(time, seq)`-ordered events);
 //! - `engine`: the request engine (arrivals, calls, attempts, timeouts, retries, load balancing,
 //!   worker pools, CPU queues, call-tree stages, answers);
 //! - `probes`: replica lifecycle over time (start-up, probes, the per-second tick);

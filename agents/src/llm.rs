@@ -67,6 +67,9 @@ pub struct MistakeRates {
     pub lease_on_restart: f64,
     /// Enumerate far more steps than the kernel allows.
     pub oversized_plan: f64,
+    /// Drain failing replicas without scaling up first, while healthy ones remain (the rest
+    /// then carry the drained replicas' load).
+    pub skip_surge: f64,
 }
 
 impl Default for MistakeRates {
@@ -89,6 +92,7 @@ impl Default for MistakeRates {
             stage_conflict: 0.03,
             lease_on_restart: 0.03,
             oversized_plan: 0.02,
+            skip_surge: 0.4,
         }
     }
 }
@@ -115,6 +119,7 @@ impl MistakeRates {
             stage_conflict: f(self.stage_conflict),
             lease_on_restart: f(self.lease_on_restart),
             oversized_plan: f(self.oversized_plan),
+            skip_surge: f(self.skip_surge),
         }
     }
 }

@@ -84,11 +84,13 @@ pub enum Mistake {
     LeaseOnRestart,
     /// Far too many steps.
     OversizedPlan,
+    /// A drain that stays in force without scaling up first.
+    SkipSurge,
 }
 
 impl Mistake {
     /// All mistakes, in the order the pipeline draws them.
-    pub const ALL: [Mistake; 17] = [
+    pub const ALL: [Mistake; 18] = [
         Mistake::TooBroad,
         Mistake::CollateralRestart,
         Mistake::SkipDrain,
@@ -106,6 +108,7 @@ impl Mistake {
         Mistake::StageConflict,
         Mistake::LeaseOnRestart,
         Mistake::OversizedPlan,
+        Mistake::SkipSurge,
     ];
 
     fn rate(self, cfg: &LlmConfig) -> f64 {
@@ -128,6 +131,7 @@ impl Mistake {
             Mistake::StageConflict => m.stage_conflict,
             Mistake::LeaseOnRestart => m.lease_on_restart,
             Mistake::OversizedPlan => m.oversized_plan,
+            Mistake::SkipSurge => m.skip_surge,
         }
     }
 
@@ -152,6 +156,7 @@ impl Mistake {
             Rule::StageConflict => &[StageConflict],
             Rule::BadLease => &[LeaseOnRestart],
             Rule::NoFailureEvidence => &[CollateralRestart, TooBroad, WrongRemedy],
+            Rule::DrainWithoutSurge => &[SkipSurge],
         }
     }
 }
@@ -485,11 +490,12 @@ impl IncidentLlm {
         match remedy {
             Remedy::Restart => restarts.push(root.to_string()),
             Remedy::Drain => {
-                // Capacity first when the drain would leave nothing serving.
+                // Capacity first (surge, R19), unless the planner forgets it; it never forgets
+                // when the drain would leave nothing serving.
                 let drained = named_replicas
                     .resolve(replicas)
                     .map_or(replicas, |r| r.len() as u32);
-                if drained >= replicas {
+                if drained >= replicas || !has(Mistake::SkipSurge) {
                     stages.push(vec![act(Action::Scale {
                         service: name(root),
                         replicas: ReplicaCount::try_from(u64::from(replicas + drained))

@@ -597,16 +597,13 @@ fn oracle_plan_drained(
             }
         }
         FaultType::Latency | FaultType::Partition => {
-            // Take the faulty replicas out of load balancing, after adding as many fresh ones
-            // when nothing else would be left to serve.
-            let healthy = replicas.saturating_sub(truth.replicas.len() as u32);
-            if healthy == 0 {
-                let target = replicas + truth.replicas.len() as u32;
-                stages.push(vec![Action::Scale {
-                    service: name(svc),
-                    replicas: ReplicaCount::try_from(u64::from(target)).expect("positive"),
-                }]);
-            }
+            // Take the faulty replicas out of load balancing after adding as many fresh ones
+            // (surge, R19): the healthy replicas alone would queue the faulty ones' share.
+            let target = replicas + truth.replicas.len() as u32;
+            stages.push(vec![Action::Scale {
+                service: name(svc),
+                replicas: ReplicaCount::try_from(u64::from(target)).expect("positive"),
+            }]);
             stages.push(vec![Action::Drain {
                 service: name(svc),
                 replicas: ids(&truth.replicas),

@@ -226,29 +226,40 @@ fn a_drain_lease_renews_while_the_replica_stays_slow_and_lapses_once_it_heals() 
         .set_net_delay(CALLEE, &[0], 200_000, Cause::Fault(0))
         .unwrap();
     bench.run_to(60.0);
+    // Surge first (R19): a third replica, then the drain, leased for 30 s.
     let verdict = bench.submit(
-        r#"[[{"drain": {"service": "post-storage-service", "replicas": [0]}}]]"#,
-        r#"[{"step": 0, "ttl_s": 30}]"#,
+        r#"[[{"scale": {"service": "post-storage-service", "replicas": 3}}],
+            [{"drain": {"service": "post-storage-service", "replicas": [0]}}]]"#,
+        r#"[{"step": 1, "ttl_s": 30}]"#,
     );
     assert!(verdict.accepted(), "{verdict}");
     let drained = |b: &Bench| b.sim.service_control(CALLEE).unwrap().drained.contains(&0);
-    bench.run_to(89.0);
+    bench.run_to(75.0);
+    assert!(drained(&bench), "{}", bench.journal());
+    let (drained_at, _) = bench
+        .events()
+        .into_iter()
+        .filter(|(_, e)| *e == "step_applied")
+        .nth(1)
+        .expect("the drain was applied");
+    let lapse = drained_at + 30.0;
+    bench.run_to(lapse - 1.0);
     assert!(drained(&bench));
-    // The lease lapses at 90 s; undraining the slow replica regresses its callers at once, so
-    // the kernel drains it again and renews the lease (60 s), before the monitoring side alerts.
-    bench.run_to(110.0);
+    // The lease lapses; undraining the slow replica regresses its callers at once, so the
+    // kernel drains it again and renews the lease (60 s), before the monitoring side alerts.
+    bench.run_to(lapse + 20.0);
     let renewed = bench
         .first("lease_renewed")
         .unwrap_or_else(|| panic!("not renewed:\n{}", bench.journal()));
     let probe = Guards::default().watchdog_params;
-    assert!(renewed - 90.0 <= (probe.probe_grace_s + probe.probe_sustain_s + 3) as f64);
+    assert!(renewed - lapse <= (probe.probe_grace_s + probe.probe_sustain_s + 3) as f64);
     assert!(drained(&bench));
     // The fault heals; at the renewed lease's end the probe finds nothing worse.
     bench
         .sim
         .set_net_delay(CALLEE, &[0], 0, Cause::Fault(0))
         .unwrap();
-    bench.run_to(200.0);
+    bench.run_to(lapse + 110.0);
     assert!(!drained(&bench), "{}", bench.journal());
     let renewals = bench
         .events()

@@ -7,7 +7,8 @@
 //! 1. **validates** a plan against the current [`DependencyGraph`], the incident's
 //!    [`RecoveryScope`] and its own state (locks, restart budget) — see [`validate`]. Validation is
 //!    structural, not predictive: it checks scope, ordering, drains around hub restarts, replica
-//!    bounds, rate-limit floors, lease coverage and size limits, and names *every* violated rule
+//!    bounds, rate-limit floors, lease coverage, surge before a lasting drain and size limits,
+//!    and names *every* violated rule
 //!    with a stable id ([`Rule`]). With a health snapshot from the monitoring side
 //!    ([`Kernel::observe_health`], [`health`]) it also refuses actions on services that show no
 //!    failure (`R18-no-failure-evidence`);

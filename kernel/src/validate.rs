@@ -25,6 +25,7 @@
 //! | `R15-empty-plan` | the plan, or one of its stages, has no step |
 //! | `R16-stage-conflict` | two actions of one (parallel) stage touch the same service |
 //! | `R18-no-failure-evidence` | with a health snapshot: the target of a restart, drain or scale, or the callee of a circuit break, shows no failure (alert, failing probe, violated SLO) and restarts with no service that does (same recovery group); or a config rollback targets a service whose configuration did not change within the evidence window |
+//! | `R19-drain-without-surge` | a drain still in force when the plan ends (no `restore_traffic` of the service later in the plan) leaves the service fewer replicas serving than it had before the plan: no scale in an earlier stage added as many as it drains |
 //! | `R17-bad-lease` | a lease names a missing step, a step that cannot be reverted, a step that removes a degradation (`restore_traffic`), or a step twice |
 //!
 //! Decisions beyond DESIGN §5: a rate limit's inverse cannot be written in the ISA (it is
@@ -36,7 +37,7 @@
 
 use crate::graph::{DependencyGraph, ServiceId};
 use crate::health::Health;
-use crate::isa::{Action, ActionKind, IncidentId, Plan};
+use crate::isa::{Action, ActionKind, IncidentId, Plan, ReplicaSelector};
 use crate::scope::{RecoveryScope, ScopeSlot};
 use crate::txn::PlanId;
 use serde::{Deserialize, Serialize};
@@ -100,11 +101,14 @@ pub enum Rule {
     /// `R18-no-failure-evidence`
     #[serde(rename = "R18-no-failure-evidence")]
     NoFailureEvidence,
+    /// `R19-drain-without-surge`
+    #[serde(rename = "R19-drain-without-surge")]
+    DrainWithoutSurge,
 }
 
 impl Rule {
     /// Every rule, in id order.
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::UnknownTarget,
         Rule::OutOfScope,
         Rule::DrainBeforeRestart,
@@ -123,6 +127,7 @@ impl Rule {
         Rule::StageConflict,
         Rule::BadLease,
         Rule::NoFailureEvidence,
+        Rule::DrainWithoutSurge,
     ];
 
     /// The stable id, e.g. `R3-drain-before-restart`.
@@ -146,6 +151,7 @@ impl Rule {
             Rule::StageConflict => "R16-stage-conflict",
             Rule::BadLease => "R17-bad-lease",
             Rule::NoFailureEvidence => "R18-no-failure-evidence",
+            Rule::DrainWithoutSurge => "R19-drain-without-surge",
         }
     }
 
@@ -560,6 +566,14 @@ fn check_step(
         Action::RestoreTraffic { .. } => {}
     }
 
+    if let Action::Drain { replicas, .. } = action
+        && !steps
+            .iter()
+            .any(|later| later.stage > info.stage && later.is_restore_of(info.id))
+    {
+        check_surge(replicas, service.replicas, info, out);
+    }
+
     if action.kind().must_be_closed() && plan.lease(info.step).is_none() {
         let closed = match action {
             Action::Drain { .. } => steps
@@ -580,6 +594,38 @@ fn check_step(
                 format!("{} is never closed: add {how}", action.kind()),
             ));
         }
+    }
+}
+
+/// `R19`: a drain that outlasts its plan must not cost capacity. Draining the failing replicas
+/// of a service that still has healthy ones moves their share of the load onto the rest, whose
+/// queues then grow (the harm the paper's 10 % latency rule counts); a rolling update with
+/// `maxUnavailable: 0` avoids that by surging first. So the plan must scale the service up, in an
+/// earlier stage, by at least as many replicas as the drain takes out of load balancing. A drain
+/// closed by a `restore_traffic` later in the same plan brackets a restart of the same replicas,
+/// which are out of service during it anyway; R3 governs it instead.
+fn check_surge(
+    drained: &ReplicaSelector,
+    before_plan: u32,
+    info: &StepInfo<'_>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(drained) = drained.resolve(info.replicas) else {
+        return; // R1 names a selector that does not fit
+    };
+    let serving = info.replicas.saturating_sub(drained.len() as u32);
+    if serving < before_plan {
+        let name = info.action.service().as_str();
+        out.push(Violation {
+            rule: Rule::DrainWithoutSurge,
+            step: Some(info.step),
+            target: Some(name.to_string()),
+            detail: format!(
+                "leaves {serving} of the {before_plan} replicas serving: scale {name} to {} \
+                 replicas in an earlier stage first",
+                before_plan + drained.len() as u32
+            ),
+        });
     }
 }
 

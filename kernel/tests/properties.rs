@@ -224,12 +224,27 @@ fn valid_plan(w: &World, rng: &mut ChaCha8Rng) -> Plan {
         let svc = w.graph.service(id);
         match rng.random_range(0..5) {
             0 => {
-                let sel = selector(rng, replicas(&current, s));
+                let n = replicas(&current, s);
+                let sel = selector(rng, n);
+                // A leased drain outlasts the plan, so it surges first (R19): as many replicas
+                // serve as before the plan.
+                let drained = sel.resolve(n).map_or(n, |r| r.len() as u32);
+                let surge = n.max(svc.replicas) + drained;
+                let leased = rng.random_bool(0.5)
+                    && sel != ReplicaSelector::All
+                    && surge <= svc.max_replicas;
+                if leased {
+                    current.insert(s, surge);
+                    stages.push(vec![Action::Scale {
+                        service: name(s),
+                        replicas: ReplicaCount::try_from(u64::from(surge)).unwrap(),
+                    }]);
+                }
                 stages.push(vec![Action::Drain {
                     service: name(s),
                     replicas: sel,
                 }]);
-                if rng.random_bool(0.5) {
+                if !leased {
                     stages.push(vec![Action::RestoreTraffic { service: name(s) }]);
                 } else {
                     leases.push(Lease {
@@ -524,6 +539,18 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
             }
             Action::RestoreTraffic { .. } => {}
         }
+        if let Action::Drain { service, replicas } = a {
+            // R19: a drain that outlasts the plan keeps as many replicas serving as before it.
+            let restored = steps.iter().any(|&(s2, a2)| {
+                s2 > stage && matches!(a2, Action::RestoreTraffic { service: x } if x == service)
+            });
+            let n = replicas_at[i];
+            if let (false, Some(drained)) = (restored, replicas.resolve(n))
+                && n - (drained.len() as u32) < svc.replicas
+            {
+                out.insert("R19-drain-without-surge");
+            }
+        }
         let closed = has_lease(i)
             || match a {
                 Action::Drain { service, .. } => steps.iter().any(|&(s2, a2)| {
@@ -762,6 +789,18 @@ fn break_rule(
             step: plan.step_count() + 5,
             ttl_s: lease(5),
         }),
+        Rule::DrainWithoutSurge => {
+            // Every replica, so no earlier scale of the valid plan can have surged enough.
+            plan.stages.push(vec![Action::Drain {
+                service: name(scoped_plain),
+                replicas: ReplicaSelector::All,
+            }]);
+            let step = plan.step_count() - 1;
+            plan.leases.push(Lease {
+                step,
+                ttl_s: lease(60),
+            });
+        }
         // Validated against an empty health snapshot (see the caller): nothing shows failure.
         Rule::NoFailureEvidence => plan.stages.push(vec![rollback(scoped_plain)]),
     }

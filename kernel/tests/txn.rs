@@ -406,8 +406,9 @@ fn restore_traffic_supersedes_drain_leases() {
         &mut kernel,
         &mut actuator,
         0,
-        r#"[[{"drain": {"service": "geo", "replicas": [0]}}]]"#,
-        r#"[{"step": 0, "ttl_s": 300}]"#,
+        r#"[[{"scale": {"service": "geo", "replicas": 3}}],
+            [{"drain": {"service": "geo", "replicas": [0]}}]]"#,
+        r#"[{"step": 1, "ttl_s": 300}]"#,
     );
     commit(
         &mut kernel,

@@ -30,6 +30,7 @@ fn example_plans_are_judged_as_documented() {
             Rule::RateLimitFloor,
             Rule::UnknownConfigVersion,
             Rule::UnclosedReversible,
+            Rule::DrainWithoutSurge,
         ],
         "{verdict}"
     );
@@ -102,12 +103,53 @@ fn r3_hub_restart_needs_drain_and_restore() {
         r#"[[{"drain": {"service": "search"}}], [{"restart": {"service": "search"}}]]"#,
         r#"[{"step": 0, "ttl_s": 60}]"#,
     );
-    assert_eq!(rules_of(&no_restore), [Rule::DrainBeforeRestart]);
+    // Without its restore the drain also outlasts the plan with nothing serving (R19).
+    assert_eq!(
+        rules_of(&no_restore),
+        [Rule::DrainBeforeRestart, Rule::DrainWithoutSurge]
+    );
     let good = plan(
         r#"[[{"drain": {"service": "search"}}], [{"restart": {"service": "search"}}],
             [{"restore_traffic": {"service": "search"}}]]"#,
     );
     assert!(rules_of(&good).is_empty());
+}
+
+/// A drain that outlasts its plan must not cost capacity: surge first, by as many replicas as it
+/// drains; a drain bracketing a restart (restored in the same plan) is R3's business.
+#[test]
+fn r19_a_drain_that_outlasts_its_plan_surges_first() {
+    let leased = |stages: &str, step: usize| {
+        rules_of(&plan_with(
+            stages,
+            &format!(r#"[{{"step": {step}, "ttl_s": 60}}]"#),
+        ))
+    };
+    // geo has 2 replicas: draining one leaves 1 of 2 serving.
+    let one = r#"[[{"drain": {"service": "geo", "replicas": [1]}}]]"#;
+    assert_eq!(leased(one, 0), [Rule::DrainWithoutSurge]);
+    let too_little = r#"[[{"scale": {"service": "geo", "replicas": 2}}],
+        [{"drain": {"service": "geo", "replicas": [0, 1]}}]]"#;
+    assert_eq!(leased(too_little, 1), [Rule::DrainWithoutSurge]);
+    let surged = r#"[[{"scale": {"service": "geo", "replicas": 3}}],
+        [{"drain": {"service": "geo", "replicas": [1]}}]]"#;
+    assert!(leased(surged, 1).is_empty());
+    // The scale must come in an earlier stage, not beside the drain.
+    let beside = r#"[[{"scale": {"service": "geo", "replicas": 3}},
+        {"drain": {"service": "rate", "replicas": [0]}}],
+        [{"drain": {"service": "geo", "replicas": [1]}}]]"#;
+    let rules = rules_of(&plan_with(
+        beside,
+        r#"[{"step": 1, "ttl_s": 60}, {"step": 2, "ttl_s": 60}]"#,
+    ));
+    assert_eq!(
+        rules,
+        [Rule::DrainWithoutSurge],
+        "rate's drain is not surged"
+    );
+    let restored = r#"[[{"drain": {"service": "geo", "replicas": [1]}}],
+        [{"restore_traffic": {"service": "geo"}}]]"#;
+    assert!(rules_of(&plan(restored)).is_empty());
 }
 
 #[test]
@@ -163,15 +205,17 @@ fn r5_to_r8_bounds_floors_edges_versions() {
 
 #[test]
 fn r9_degrading_actions_must_be_closed() {
+    // An unclosed drain of every replica also leaves nothing serving (R19).
+    let both = [Rule::UnclosedReversible, Rule::DrainWithoutSurge];
     assert_eq!(
         rules_of(&plan(r#"[[{"drain": {"service": "rate"}}]]"#)),
-        [Rule::UnclosedReversible]
+        both
     );
     assert_eq!(
         rules_of(&plan(
             r#"[[{"drain": {"service": "rate"}}, {"restore_traffic": {"service": "geo"}}]]"#
         )),
-        [Rule::UnclosedReversible]
+        both
     );
     assert_eq!(
         rules_of(&plan(

@@ -552,9 +552,10 @@ mod tests {
             replicas,
         };
         assert_eq!(raw(&[drain(vec![0])], &t).0, None, "another replica serves");
-        let one = r#"[[{"drain": {"service": "api", "replicas": [0]}}]]"#;
+        let one = r#"[[{"scale": {"service": "api", "replicas": 3}}],
+            [{"drain": {"service": "api", "replicas": [0]}}]]"#;
         assert_eq!(
-            typed(one, r#"[{"step": 0, "ttl_s": 900}]"#, &t, no_guards()).0,
+            typed(one, r#"[{"step": 1, "ttl_s": 900}]"#, &t, no_guards()).0,
             None
         );
         let h = raw(&[drain(vec![0, 1])], &t).0.unwrap();

@@ -274,7 +274,8 @@ Stages run in order; actions within a stage run in parallel. Actions:\n\
 {\"scale\": {\"service\": S, \"replicas\": n}}\n\
 {\"rollback_config\": {\"service\": S, \"version\": V}}\n\
 Rules: act only inside the recovery scope; restart callees before callers; drain hubs before restarting them \
-and restore traffic after; close every drain, rate limit or breaker with restore_traffic or a lease; keep \
+and restore traffic after; close every drain, rate limit or breaker with restore_traffic or a lease; before \
+a drain that a lease closes, scale the service up by as many replicas in an earlier stage; keep \
 rate limits at or above 50% of baseline; roll back only to a listed config version.";
 
 /// Most bytes one attempt's feedback takes in a prompt.

@@ -18,8 +18,12 @@
 //!   action, the 60 s window reaches back past it to the last 60 representative seconds. Without
 //!   this, a baseline mixing healthy seconds with fault seconds (whose clean requests are a
 //!   different, often faster, mix) would make merely *fixing* the fault look like a regression;
-//! * latency is judged only in representative seconds (elsewhere the clean requests are a
-//!   biased sample); such seconds interrupt a latency regression rather than extend it;
+//! * latency is judged only in seconds where the fault touched under 10 % of the requests
+//!   (elsewhere the clean requests are too biased a sample); other seconds interrupt a latency
+//!   regression rather than extend it. The baseline is stricter than the verdict: a biased
+//!   baseline misjudges every second after the action, and it is biased exactly when the
+//!   action may fix the fault, while a verdict second is biased only while the fault still
+//!   touches requests after the action;
 //! * a regression is charged to an action when it *starts* within `onset_window_s` (60 s)
 //!   after the grace period — later regressions belong to later events — and was not already
 //!   under way the second before the action (an earlier action's regression is not charged
@@ -258,14 +262,30 @@ fn sustained_run(
 /// requests can leave out the whole tail the P99 summarises.
 const P99_TAIL: f64 = 0.01;
 
-/// Whether the fault touched at most the P99's tail share of the second's requests (of those
-/// not failed by an action or overload), so that the clean requests' P99 stands for the scope's.
-/// The requests a fault touches are rarely a random sample: in socialNetwork, a hung
-/// text-service fails the compose-post requests, 9 % of nginx-thrift's and its slowest, and the
-/// clean P99 of what is left falls from 5.4 to 3.0 ms.
-fn representative(r: &SecondStats) -> bool {
+/// The share of fault-touched requests up to which a second's latency is still judged.
+const JUDGED_TOUCHED: f64 = 0.10;
+
+/// Whether the fault touched at most `share` of the second's requests (of those not failed by
+/// an action or overload).
+fn touched_at_most(r: &SecondStats, share: f64) -> bool {
     let judged = r.count.saturating_sub(r.errors_action + r.errors_overload);
-    judged > 0 && r.clean_count as f64 >= (1.0 - P99_TAIL) * judged as f64
+    judged > 0 && r.clean_count as f64 >= (1.0 - share) * judged as f64
+}
+
+/// Whether a second can stand in a baseline: the fault touched at most the P99's tail share of
+/// its requests, so that the clean P99 is the scope's. The requests a fault touches are rarely
+/// a random sample: in socialNetwork a hung text-service fails the compose-post requests, 9 % of
+/// nginx-thrift's and its slowest, and the clean P99 of what is left falls from 5.4 to 3.0 ms;
+/// against that baseline, the recovery that brings them back would look like a regression.
+fn representative(r: &SecondStats) -> bool {
+    touched_at_most(r, P99_TAIL)
+}
+
+/// Whether a second's latency is judged after an action: up to `JUDGED_TOUCHED` of its requests
+/// may be the fault's. Stricter, latency would go unjudged for as long as a fault that the action
+/// did not remove keeps touching a few requests a second (at 30 requests per second, one).
+fn judgeable(r: &SecondStats) -> bool {
+    touched_at_most(r, JUDGED_TOUCHED)
 }
 
 /// The baseline of one scope before second `at`: mean non-fault error rate and mean clean P99
@@ -317,9 +337,8 @@ pub fn judge_action(
         }
         let (base_err, base_lat) = baseline(rows, at, cfg.baseline_s);
         let err_thr = (base_err * factor).max(SLO_ERROR_RATE);
-        let lat_bad = |r: &SecondStats| {
-            base_lat.is_some_and(|b| representative(r) && r.clean_p99_ms > b * factor)
-        };
+        let lat_bad =
+            |r: &SecondStats| base_lat.is_some_and(|b| judgeable(r) && r.clean_p99_ms > b * factor);
         let err_bad = |r: &SecondStats| r.non_fault_error_rate() > err_thr;
         let end = rows.len() as u32;
         // A regression already under way the second before the action is not its doing.

@@ -24,9 +24,9 @@
 //! | `R14-incident-mismatch` | the plan answers a different incident than the scope's |
 //! | `R15-empty-plan` | the plan, or one of its stages, has no step |
 //! | `R16-stage-conflict` | two actions of one (parallel) stage touch the same service |
-//! | `R18-no-failure-evidence` | with a health snapshot: the target of a restart, drain or scale, or the callee of a circuit break, shows no failure (alert, failing probe, violated SLO) and restarts with no service that does (same recovery group); or a config rollback targets a service whose configuration did not change within the evidence window |
-//! | `R19-drain-without-surge` | a drain still in force when the plan ends (no `restore_traffic` of the service later in the plan) leaves the service fewer replicas serving than it had before the plan: no scale in an earlier stage added as many as it drains |
 //! | `R17-bad-lease` | a lease names a missing step, a step that cannot be reverted, a step that removes a degradation (`restore_traffic`), or a step twice |
+//! | `R18-no-failure-evidence` | with a health snapshot: the target of a restart, drain or scale, or the callee of a circuit break, shows no failure (alert, failing probe, violated SLO) and restarts with no service that does (same recovery group); or a config rollback targets a service whose configuration did not change within the evidence window |
+//! | `R19-drain-without-surge` | after a drain still in force when the plan ends (no `restore_traffic` of the service later in the plan), or a later scale of its service, fewer replicas serve than before the plan: no unleased scale in an earlier stage added as many as the plan's lasting drains take out |
 //!
 //! Decisions beyond DESIGN §5: a rate limit's inverse cannot be written in the ISA (it is
 //! "the previous limit"), so rate limits and circuit breaks close only through a lease (a circuit
@@ -400,6 +400,7 @@ pub fn validate(
     }
     check_restarts(scope, view, &steps, &mut out);
     check_leases(plan, &steps, &mut out);
+    check_surges(plan, graph, &steps, &mut out);
 
     out.sort_by_key(|v| (v.step, v.rule));
     Verdict {
@@ -566,14 +567,6 @@ fn check_step(
         Action::RestoreTraffic { .. } => {}
     }
 
-    if let Action::Drain { replicas, .. } = action
-        && !steps
-            .iter()
-            .any(|later| later.stage > info.stage && later.is_restore_of(info.id))
-    {
-        check_surge(replicas, service.replicas, info, out);
-    }
-
     if action.kind().must_be_closed() && plan.lease(info.step).is_none() {
         let closed = match action {
             Action::Drain { .. } => steps
@@ -601,30 +594,82 @@ fn check_step(
 /// of a service that still has healthy ones moves their share of the load onto the rest, whose
 /// queues then grow (the harm the paper's 10 % latency rule counts); a rolling update with
 /// `maxUnavailable: 0` avoids that by surging first. So the plan must scale the service up, in an
-/// earlier stage, by at least as many replicas as the drain takes out of load balancing. A drain
-/// closed by a `restore_traffic` later in the same plan brackets a restart of the same replicas,
-/// which are out of service during it anyway; R3 governs it instead.
-fn check_surge(
-    drained: &ReplicaSelector,
-    before_plan: u32,
-    info: &StepInfo<'_>,
+/// earlier stage, by at least as many replicas as its lasting drains take out of load balancing,
+/// and keep them: after every lasting drain and every later scale of the service, as many
+/// replicas serve as before the plan. A leased scale counts at the lower of its two counts (its
+/// lease puts the old count back while the drain may still hold). A drain closed by a
+/// `restore_traffic` later in the same plan brackets a restart of the same replicas, which are
+/// out of service during it anyway; R3 governs it instead.
+fn check_surges(
+    plan: &Plan,
+    graph: &DependencyGraph,
+    steps: &[StepInfo<'_>],
     out: &mut Vec<Violation>,
 ) {
-    let Some(drained) = drained.resolve(info.replicas) else {
-        return; // R1 names a selector that does not fit
-    };
-    let serving = info.replicas.saturating_sub(drained.len() as u32);
-    if serving < before_plan {
+    // Per service acted on: replicas R19 may count on, and the replicas lasting drains hold.
+    let mut state: BTreeMap<ServiceId, (u32, Vec<u32>)> = BTreeMap::new();
+    for info in steps {
+        let Some(id) = info.id else { continue };
+        let before = graph.service(id).replicas;
+        let (count, drained) = match info.action {
+            Action::Drain { replicas, .. } => {
+                let restored = steps
+                    .iter()
+                    .any(|later| later.stage > info.stage && later.is_restore_of(info.id));
+                // R1 names a selector that does not fit.
+                let Some(ids) = replicas.resolve(info.replicas).filter(|_| !restored) else {
+                    continue;
+                };
+                let (count, drained) = state.entry(id).or_insert((before, Vec::new()));
+                drained.extend(ids);
+                drained.sort_unstable();
+                drained.dedup();
+                (*count, &*drained)
+            }
+            Action::Scale { replicas, .. } => {
+                let n = replicas.get();
+                let (count, drained) = state.entry(id).or_insert((before, Vec::new()));
+                *count = if plan.lease(info.step).is_some() {
+                    n.min(*count)
+                } else {
+                    n
+                };
+                if drained.is_empty() {
+                    continue;
+                }
+                (*count, &*drained)
+            }
+            _ => continue,
+        };
+        let out_of_service = drained.iter().filter(|&&r| r < count).count() as u32;
+        let serving = count - out_of_service;
+        if serving >= before {
+            continue;
+        }
         let name = info.action.service().as_str();
+        let detail = match info.action {
+            Action::Drain {
+                replicas: ReplicaSelector::All,
+                ..
+            } => format!(
+                "drains every replica, surged ones too: nothing serves. Name the failing \
+                 replicas, after a scale of {name} by as many in an earlier stage"
+            ),
+            Action::Drain { .. } => format!(
+                "leaves {serving} of the {before} replicas serving: scale {name} to {} \
+                 replicas in an earlier stage first (not under a lease)",
+                before + out_of_service
+            ),
+            _ => format!(
+                "leaves {serving} of the {before} replicas serving while this plan's drains \
+                 of {name} hold"
+            ),
+        };
         out.push(Violation {
             rule: Rule::DrainWithoutSurge,
             step: Some(info.step),
             target: Some(name.to_string()),
-            detail: format!(
-                "leaves {serving} of the {before_plan} replicas serving: scale {name} to {} \
-                 replicas in an earlier stage first",
-                before_plan + drained.len() as u32
-            ),
+            detail,
         });
     }
 }

@@ -170,6 +170,7 @@ fn valid_plan(w: &World, rng: &mut ChaCha8Rng) -> Plan {
     let members: Vec<&str> = w.scope.services().collect();
     // Replica counts as the plan's own scales leave them.
     let mut current: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut surged: BTreeSet<&str> = BTreeSet::new();
     let replicas = |current: &BTreeMap<&str, u32>, s: &str| {
         current
             .get(s)
@@ -234,6 +235,7 @@ fn valid_plan(w: &World, rng: &mut ChaCha8Rng) -> Plan {
                     && sel != ReplicaSelector::All
                     && surge <= svc.max_replicas;
                 if leased {
+                    surged.insert(s);
                     current.insert(s, surge);
                     stages.push(vec![Action::Scale {
                         service: name(s),
@@ -287,7 +289,13 @@ fn valid_plan(w: &World, rng: &mut ChaCha8Rng) -> Plan {
                 }
             }
             3 => {
-                let n = rng.random_range(svc.min_replicas..=svc.max_replicas);
+                // Never below the count a lasting drain's surge left (R19).
+                let lo = if surged.contains(s) {
+                    replicas(&current, s)
+                } else {
+                    svc.min_replicas
+                };
+                let n = rng.random_range(lo..=svc.max_replicas);
                 current.insert(s, n);
                 stages.push(vec![Action::Scale {
                     service: name(s),
@@ -539,18 +547,6 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
             }
             Action::RestoreTraffic { .. } => {}
         }
-        if let Action::Drain { service, replicas } = a {
-            // R19: a drain that outlasts the plan keeps as many replicas serving as before it.
-            let restored = steps.iter().any(|&(s2, a2)| {
-                s2 > stage && matches!(a2, Action::RestoreTraffic { service: x } if x == service)
-            });
-            let n = replicas_at[i];
-            if let (false, Some(drained)) = (restored, replicas.resolve(n))
-                && n - (drained.len() as u32) < svc.replicas
-            {
-                out.insert("R19-drain-without-surge");
-            }
-        }
         let closed = has_lease(i)
             || match a {
                 Action::Drain { service, .. } => steps.iter().any(|&(s2, a2)| {
@@ -563,6 +559,59 @@ fn naive_rules(plan: &Plan, w: &World, view: &KernelView<'_>) -> BTreeSet<&'stat
             };
         if !closed {
             out.insert("R9-unclosed-reversible");
+        }
+    }
+    // R19, replayed step by step on a model of each service: its replica count (a leased scale
+    // at the lower of its two counts) and one flag per replica ordinal that a drain no later
+    // restore closes holds out of load balancing.
+    let mut model: BTreeMap<&str, (u32, Vec<bool>)> = BTreeMap::new();
+    for (i, &(stage, a)) in steps.iter().enumerate() {
+        let s = a.service().as_str();
+        let Some(svc) = g.service_by_name(s) else {
+            continue;
+        };
+        let lasting = |a: &Action| {
+            !steps.iter().any(|&(s2, a2)| {
+                s2 > stage
+                    && matches!(a2, Action::RestoreTraffic { service } if service == a.service())
+            })
+        };
+        let touched = match a {
+            Action::Drain { replicas, .. } if lasting(a) => {
+                let n = replicas_at[i];
+                let picked: Vec<u32> = match replicas {
+                    ReplicaSelector::All => (0..n).collect(),
+                    ReplicaSelector::Count(k) if *k <= n => (n - k..n).collect(),
+                    ReplicaSelector::Ids(ids) if ids.iter().all(|&r| r < n) => ids.clone(),
+                    _ => continue,
+                };
+                let (_, flags) = model.entry(s).or_insert((svc.replicas, Vec::new()));
+                for r in picked {
+                    if flags.len() <= r as usize {
+                        flags.resize(r as usize + 1, false);
+                    }
+                    flags[r as usize] = true;
+                }
+                true
+            }
+            Action::Scale { replicas, .. } => {
+                let (count, flags) = model.entry(s).or_insert((svc.replicas, Vec::new()));
+                *count = if has_lease(i) {
+                    (*count).min(replicas.get())
+                } else {
+                    replicas.get()
+                };
+                flags.iter().any(|&f| f)
+            }
+            _ => false,
+        };
+        if let (true, Some(&(count, ref flags))) = (touched, model.get(s)) {
+            let serving = (0..count)
+                .filter(|&r| !flags.get(r as usize).copied().unwrap_or(false))
+                .count() as u32;
+            if serving < svc.replicas {
+                out.insert("R19-drain-without-surge");
+            }
         }
     }
     let restarts: Vec<(usize, &str, &ReplicaSelector, u32)> = steps

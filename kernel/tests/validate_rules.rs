@@ -150,6 +150,46 @@ fn r19_a_drain_that_outlasts_its_plan_surges_first() {
     let restored = r#"[[{"drain": {"service": "geo", "replicas": [1]}}],
         [{"restore_traffic": {"service": "geo"}}]]"#;
     assert!(rules_of(&plan(restored)).is_empty());
+    // Lasting drains of one service add up: one surge does not cover two drains.
+    let two_drains = plan_with(
+        r#"[[{"scale": {"service": "geo", "replicas": 3}}],
+            [{"drain": {"service": "geo", "replicas": [0]}}],
+            [{"drain": {"service": "geo", "replicas": [1]}}]]"#,
+        r#"[{"step": 1, "ttl_s": 60}, {"step": 2, "ttl_s": 60}]"#,
+    );
+    let verdict = validate(&two_drains, &graph(), &scope(), &KernelView::idle());
+    assert_eq!(verdict.rules(), [Rule::DrainWithoutSurge]);
+    assert_eq!(verdict.violations[0].step, Some(2), "{verdict}");
+    // A surge under a lease lapses while the drain may still hold: it does not count.
+    let leased_surge = plan_with(
+        r#"[[{"scale": {"service": "geo", "replicas": 3}}],
+            [{"drain": {"service": "geo", "replicas": [1]}}]]"#,
+        r#"[{"step": 0, "ttl_s": 30}, {"step": 1, "ttl_s": 300}]"#,
+    );
+    assert_eq!(rules_of(&leased_surge), [Rule::DrainWithoutSurge]);
+    // Nor may a later scale take the surge back.
+    let scaled_back = plan_with(
+        r#"[[{"scale": {"service": "geo", "replicas": 3}}],
+            [{"drain": {"service": "geo", "replicas": [1]}}],
+            [{"scale": {"service": "geo", "replicas": 2}}]]"#,
+        r#"[{"step": 1, "ttl_s": 60}]"#,
+    );
+    let verdict = validate(&scaled_back, &graph(), &scope(), &KernelView::idle());
+    assert_eq!(verdict.rules(), [Rule::DrainWithoutSurge]);
+    assert_eq!(verdict.violations[0].step, Some(2), "{verdict}");
+    // Draining "all" drains the surged replicas too; the verdict says to name the failing ones.
+    let all = plan_with(
+        r#"[[{"scale": {"service": "geo", "replicas": 4}}],
+            [{"drain": {"service": "geo", "replicas": "all"}}]]"#,
+        r#"[{"step": 1, "ttl_s": 60}]"#,
+    );
+    let verdict = validate(&all, &graph(), &scope(), &KernelView::idle());
+    assert!(
+        verdict.violations[0]
+            .detail
+            .contains("Name the failing replicas"),
+        "{verdict}"
+    );
 }
 
 #[test]

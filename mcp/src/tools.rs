@@ -525,7 +525,7 @@ pub fn isa_json() -> Value {
             {"rollback_config": {"service": "S", "version": "v1"}},
         ],
         "rules": rules,
-        "guidance": "Act only inside the recovery scope; restart callees before callers; drain hubs before restarting them and restore traffic after; close every drain, rate limit or breaker with restore_traffic or a lease; keep rate limits at or above 50% of baseline; roll back only to a listed config version; act only on services that show failures.",
+        "guidance": "Act only inside the recovery scope; restart callees before callers; drain hubs before restarting them and restore traffic after; close every drain, rate limit or breaker with restore_traffic or a lease; before a drain that a lease closes, scale the service up by as many replicas in an earlier stage; keep rate limits at or above 50% of baseline; roll back only to a listed config version; act only on services that show failures.",
     })
 }
 

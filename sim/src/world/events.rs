@@ -84,7 +84,7 @@ impl<N: Network> Sim<N> {
     }
 
     pub(super) fn schedule_in(&mut self, delay_us: u64, event: Event) {
-        self.schedule_at(self.now.as_micros() + delay_us, event);
+        self.schedule_at(self.now.as_micros().saturating_add(delay_us), event);
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::summary::{Results, censored_percentile};
 use crate::tables::{self, Table};
 use crate::timings::Timings;
-use agents::PolicyKind;
+use agents::{PolicyId, PolicyKind};
 use experiments::eval::EvalConfig;
 use experiments::offline::IndustrialGraph;
 use experiments::parallel::Mix;
@@ -288,6 +288,26 @@ fn setup(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings: &Timi
     let _ = writeln!(w);
 }
 
+/// " (constrained's harmful actions by kind: rate_limit 2, drain 1)", most frequent first, or
+/// nothing when the policy harmed with no action.
+fn harmful_kinds(results: &Results<'_>, policy: PolicyId) -> String {
+    let mut kinds: Vec<(u32, String)> = results
+        .harm_by_action()
+        .into_iter()
+        .filter(|((_, p), share)| *p == policy && share.k > 0)
+        .map(|((kind, _), share)| (share.k, kind))
+        .collect();
+    if kinds.is_empty() {
+        return String::new();
+    }
+    kinds.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let list: Vec<String> = kinds
+        .iter()
+        .map(|(k, kind)| format!("{kind} {k}"))
+        .collect();
+    format!(" ({policy}'s harmful actions by kind: {})", list.join(", "))
+}
+
 fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings: &Timings) {
     let _ = writeln!(w, "## Where we differ from the paper, and why\n");
     let harm = results.online_harm();
@@ -315,13 +335,15 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
              (DESIGN §5–6): the evidence rule refuses actions on services that show no failure, the SLO watchdog \
              takes back steps whose affected services regress, half-open breakers close once the callee recovers, \
              and minute-long leases lapse unless their revert regresses (then the kernel renews them); the guard \
-             ablation table shows what each contributes. What still gets through: a step whose regression the \
+             ablation table shows what each contributes. What still gets through{}: a step whose regression the \
              watchdog cannot tell from the fault's own errors within its 15 s (a rate limit on a service the fault \
              already makes fail: its baseline includes the fault's errors, which the harm rule excludes by cause \
-             tag), and restarts, which nothing can undo.",
+             tag), a surge replica that starts with a cold cache (the watchdog only watches for 60 s after \
+             commit and reverts to the count before), and restarts, which nothing can undo.",
             pct(u),
             pct(c),
-            structural
+            structural,
+            harmful_kinds(results, PolicyKind::Constrained.into())
         );
     }
     let off = results.offline_harm();

@@ -606,18 +606,24 @@ fn check_surges(
     steps: &[StepInfo<'_>],
     out: &mut Vec<Violation>,
 ) {
+    let lasting = |info: &StepInfo<'_>| {
+        matches!(info.action, Action::Drain { .. })
+            && !steps
+                .iter()
+                .any(|later| later.stage > info.stage && later.is_restore_of(info.id))
+    };
+    if !steps.iter().any(lasting) {
+        return; // the common plan: validation must stay microseconds
+    }
     // Per service acted on: replicas R19 may count on, and the replicas lasting drains hold.
     let mut state: BTreeMap<ServiceId, (u32, Vec<u32>)> = BTreeMap::new();
     for info in steps {
         let Some(id) = info.id else { continue };
         let before = graph.service(id).replicas;
         let (count, drained) = match info.action {
-            Action::Drain { replicas, .. } => {
-                let restored = steps
-                    .iter()
-                    .any(|later| later.stage > info.stage && later.is_restore_of(info.id));
+            Action::Drain { replicas, .. } if lasting(info) => {
                 // R1 names a selector that does not fit.
-                let Some(ids) = replicas.resolve(info.replicas).filter(|_| !restored) else {
+                let Some(ids) = replicas.resolve(info.replicas) else {
                     continue;
                 };
                 let (count, drained) = state.entry(id).or_insert((before, Vec::new()));

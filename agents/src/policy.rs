@@ -382,7 +382,7 @@ enum AgentState {
     Thinking { ready_at: VirtualTime },
     /// A typed plan is with the kernel.
     AwaitingVerdict,
-    /// Acted (plan accepted, or commands sent) at this time; reassess later.
+    /// Acted (plan accepted) at this time; reassess later.
     Acted { at: VirtualTime },
     /// Handed to a human.
     Escalated,

@@ -425,7 +425,8 @@ impl Policy for RawAgent {
     }
 
     fn observe(&mut self, obs: &Observation<'_>) -> Vec<Proposal> {
-        if !obs.incidents.is_empty() {
+        // Only a stale read uses the history; at rate 0 there is none to keep.
+        if !obs.incidents.is_empty() && self.cfg.raw.stale_state > 0.0 {
             self.record(obs);
         }
         let mut out = Vec::new();

@@ -311,7 +311,7 @@ fn constrained_agent_replans_on_rejection_then_escalates() {
 }
 
 #[test]
-fn llm_agent_starts_a_new_round_when_its_remedy_did_not_resolve_the_incident() {
+fn raw_agent_starts_a_new_round_when_its_remedy_did_not_resolve_the_incident() {
     let (graph, _) = hotel();
     let info = incident(&graph, "search", truth("rate", FaultType::Crash), 1);
     let infos = std::slice::from_ref(&info);

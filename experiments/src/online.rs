@@ -387,10 +387,16 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
         // Open new incidents: monitoring opens at most one per tick (the next alert's symptom
         // may already be covered by it); ground truth opens every fault that is due, so faults
         // that start together open together.
+        // The graph and its hub threshold as of this tick, built once however many open.
+        let mut observed: Option<(DependencyGraph, usize)> = None;
         while let Some((symptom_idx, fault_id, truth)) =
             detect(spec, &injector, &monitor, &incidents, now)
         {
-            let graph = trace.snapshot(&sim);
+            let (graph, hub_fan_in) = observed.get_or_insert_with(|| {
+                let graph = trace.snapshot(&sim);
+                let hubs = crate::hubs::hub_fan_in(&graph);
+                (graph, hubs)
+            });
             let number = incidents.len() as u64 + 1;
             let id = IncidentId::try_from(format!("inc-{number}")).expect("valid id");
             let symptom_name = app.services[symptom_idx].name.clone();
@@ -399,11 +405,11 @@ pub fn run_with(spec: &RunSpec<'_>, mut policy: Box<dyn Policy>) -> Result<Onlin
                 .expect("every service is in the graph");
             let scope = inference
                 .infer(
-                    &graph,
+                    graph,
                     sid,
                     id.clone(),
                     GroupConfig {
-                        hub_fan_in: crate::hubs::hub_fan_in(&graph),
+                        hub_fan_in: *hub_fan_in,
                         ..GroupConfig::default()
                     },
                 )

@@ -311,6 +311,13 @@ impl StepInfo<'_> {
     fn is_restore_of(&self, id: Option<ServiceId>) -> bool {
         id.is_some() && self.id == id && matches!(self.action, Action::RestoreTraffic { .. })
     }
+
+    /// Whether a later stage of the plan restores traffic to this step's service.
+    fn restored_later(&self, steps: &[StepInfo<'_>]) -> bool {
+        steps
+            .iter()
+            .any(|later| later.stage > self.stage && later.is_restore_of(self.id))
+    }
 }
 
 /// Validates `plan` (see the [module documentation](self) for the rules).
@@ -569,9 +576,7 @@ fn check_step(
 
     if action.kind().must_be_closed() && plan.lease(info.step).is_none() {
         let closed = match action {
-            Action::Drain { .. } => steps
-                .iter()
-                .any(|later| later.stage > info.stage && later.is_restore_of(info.id)),
+            Action::Drain { .. } => info.restored_later(steps),
             Action::CircuitBreak { duration_s, .. } => duration_s.is_some(),
             _ => false,
         };
@@ -607,10 +612,7 @@ fn check_surges(
     out: &mut Vec<Violation>,
 ) {
     let lasting = |info: &StepInfo<'_>| {
-        matches!(info.action, Action::Drain { .. })
-            && !steps
-                .iter()
-                .any(|later| later.stage > info.stage && later.is_restore_of(info.id))
+        matches!(info.action, Action::Drain { .. }) && !info.restored_later(steps)
     };
     if !steps.iter().any(lasting) {
         return; // the common plan: validation must stay microseconds
@@ -850,9 +852,7 @@ fn check_hub_drain(steps: &[StepInfo<'_>], restart: &StepInfo<'_>, out: &mut Vec
     let covered = sel
         .resolve(restart.replicas)
         .is_some_and(|r| r.iter().all(|x| drained.contains(x)));
-    let restored = steps
-        .iter()
-        .any(|later| later.stage > restart.stage && later.is_restore_of(restart.id));
+    let restored = restart.restored_later(steps);
     if !covered || !restored {
         let missing = match (covered, restored) {
             (false, false) => {

@@ -338,8 +338,8 @@ fn differences(w: &mut String, cfg: &EvalConfig, results: &Results<'_>, timings:
              ablation table shows what each contributes. What still gets through{}: a step whose regression the \
              watchdog cannot tell from the fault's own errors within its 15 s (a rate limit on a service the fault \
              already makes fail: its baseline includes the fault's errors, which the harm rule excludes by cause \
-             tag), a surge replica that starts with a cold cache (the watchdog only watches for 60 s after \
-             commit and reverts to the count before), and restarts, which nothing can undo.",
+             tag), a surge replica of a cache that starts cold while the drain beside it ends the fault's errors \
+             (the watchdog weighs latency only while errors do not improve), and restarts, which nothing can undo.",
             pct(u),
             pct(c),
             structural,

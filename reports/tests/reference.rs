@@ -3,7 +3,7 @@
 //! contains exactly the tables those results give. A change to the tables that is not followed
 //! by regenerating the reference (see the README) fails here.
 
-use experiments::record::read_results;
+use experiments::record::{ResultLine, read_results};
 use reports::summary::Results;
 use reports::tables;
 use reports::timings::Timings;
@@ -20,21 +20,21 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(reference(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// The reference's `results.jsonl.gz`, decompressed.
-fn results_text() -> String {
+/// The reference's result lines (from `results.jsonl.gz`) and timings.
+fn load() -> (Vec<ResultLine>, Timings) {
     let gz = std::fs::File::open(reference("results.jsonl.gz")).unwrap();
     let mut text = String::new();
     flate2::read::GzDecoder::new(gz)
         .read_to_string(&mut text)
         .unwrap();
-    text
+    let lines = read_results(&text, "results.jsonl.gz").unwrap();
+    let timings = serde_json::from_str(&read("timings.json")).unwrap();
+    (lines, timings)
 }
 
 #[test]
 fn reference_tables_and_report_regenerate_from_its_results() {
-    let text = results_text();
-    let lines = read_results(&text, "results.jsonl.gz").unwrap();
-    let timings: Timings = serde_json::from_str(&read("timings.json")).unwrap();
+    let (lines, timings) = load();
     let results = Results::new(&lines);
 
     let csvs = reports::report::csv_tables(&results, &timings).unwrap();
@@ -62,9 +62,7 @@ fn reference_tables_and_report_regenerate_from_its_results() {
 /// so a change to that text is followed by the reference.
 #[test]
 fn reference_differences_from_the_paper_regenerate_from_its_results() {
-    let text = results_text();
-    let lines = read_results(&text, "results.jsonl.gz").unwrap();
-    let timings: Timings = serde_json::from_str(&read("timings.json")).unwrap();
+    let (lines, timings) = load();
     let results = Results::new(&lines);
     let cfg =
         experiments::eval::EvalConfig::from_toml(&read("config.toml"), "config.toml").unwrap();

@@ -23,7 +23,7 @@ pub trait Network {
     /// no earlier than `now + extra_delay_us` (an injected link delay).
     fn send(&mut self, now: VirtualTime, from: usize, to: usize, msg: MsgId, extra_delay_us: u64);
     /// The earliest time the network may have something to deliver, if anything is in flight.
-    /// (`&mut`: a backend may settle its queue to find out.)
+    /// (`&mut`: a backend may cache what it finds.)
     fn next_delivery(&mut self) -> Option<VirtualTime>;
     /// Moves the network's clock to `t` and appends every message that has arrived by then,
     /// with its arrival time, in arrival order.

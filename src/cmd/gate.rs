@@ -109,7 +109,7 @@ fn measured_update(fixtures: &[InferFixture], targets: &mut [traces::WindowedGra
 
 #[inline(never)]
 fn measured_ingest(csv: &[u8]) -> anyhow::Result<u64> {
-    let mut w = traces::WindowedGraph::new(Some(60_000_000));
+    let mut w = traces::WindowedGraph::new(Some(WINDOW_US));
     let stats = traces::alibaba::read(
         csv,
         "synthetic",
